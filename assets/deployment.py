@@ -1,0 +1,75 @@
+"""Deployment: re-verify the complete scan of the exact artifact, then move the alias."""
+
+import shutil
+
+import dagster as dg
+
+from checks.detectors.registry import LINEAGE_TAG
+from checks.verdict import version_verdict
+from pipelines.partitions import model_versions, parse_partition_key
+from pipelines.resources import PolicyResource, RegistryResource, StoreResource
+from pipelines.storage import manifest_digest, tree_manifest
+
+
+@dg.asset(group_name="scan", partitions_def=model_versions, deps=["model_evaluation"], kinds={"mlflow"})
+def deployment(
+    context: dg.AssetExecutionContext,
+    registry: RegistryResource,
+    store: StoreResource,
+    policy: PolicyResource,
+) -> dg.MaterializeResult:
+    """Promote the version only if a complete scan of its current registry files passed.
+
+    Does not trust the run graph: the artifact digest is recomputed from the registry, and the
+    verdict from stored findings and the current waivers. Refusal fails the step.
+    """
+    name, version = parse_partition_key(context.partition_key)
+    current_policy = policy.load()
+    model_policy = current_policy.for_model(name)
+    findings_store = store.open()
+    client = registry.client()
+    mv = client.get_model_version(name, version)
+    scratch = registry.scratch_dir()
+    try:
+        digest = manifest_digest(tree_manifest(registry.download_version(name, version, scratch)))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    verdict = version_verdict(
+        findings_store,
+        current_policy,
+        registry_uri=registry.registry_uri,
+        name=name,
+        version=version,
+        artifact_digest=digest,
+        dataset_digest=(mv.tags or {}).get(LINEAGE_TAG),
+    )
+    record = dict(
+        scan_id=verdict.scan_id,
+        registry_uri=registry.registry_uri,
+        model_name=name,
+        version=version,
+        artifact_digest=digest,
+        policy_digest=current_policy.digest,
+        alias=model_policy.alias,
+        verdict=verdict.verdict,
+        run_id=context.run_id,
+    )
+    if not verdict.deployable:
+        blocking = [f for f in verdict.findings if current_policy.blocks(f, name)]
+        why = "; ".join(verdict.reasons + [f"{f.severity.label}: {f.title}" for f in blocking[:5]])
+        reason = f"refusing to deploy {name} v{version}: {why or 'scan did not pass'}"
+        findings_store.record_decision(action="refuse", reason=reason, **record)
+        raise dg.Failure(description=reason)
+    holder = registry.alias_holder(name, model_policy.alias)
+    if not model_policy.auto_promote:
+        action, reason = "hold", "passed; auto-promotion is off for this model"
+    elif holder is not None and int(holder) >= int(version):
+        action, reason = "hold", f"passed; {model_policy.alias} already holds v{holder} (not older)"
+    else:
+        client.set_registered_model_alias(name, model_policy.alias, version)
+        action, reason = "promote", f"moved {model_policy.alias} from v{holder or '-'} to v{version}"
+    findings_store.record_decision(action=action, reason=reason, **record)
+    context.log.info(reason)
+    return dg.MaterializeResult(
+        metadata={"action": action, "reason": reason, "artifact_digest": digest, "alias": model_policy.alias}
+    )

@@ -1,0 +1,183 @@
+"""Training: the validated snapshot with its holdout, the audit probabilities, the candidate model."""
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from assets.collection import RawData
+from checks.detectors.registry import LINEAGE_TAG
+from checks.detectors.tabular import DataError, out_of_fold_probabilities, prepare
+from pipelines.resources import HomeResource, PolicyResource, RegistryResource
+from pipelines.storage import DatasetSnapshot, save_dataset
+from pipelines.training import evaluate, fit_model
+
+
+class SplitConfig(dg.Config):
+    holdout_fraction: float = 0.2
+    seed: int = 0
+
+
+@dg.asset(group_name="retrain", kinds={"pandas"})
+def training_data(raw_data: RawData, config: SplitConfig, home: HomeResource) -> dg.Output[DatasetSnapshot]:
+    """The snapshot every later step uses, stored by digest, with a seeded stratified holdout."""
+    df = raw_data.frame
+    labelled = np.flatnonzero(df[raw_data.label].notna().to_numpy())
+    labels = df[raw_data.label].to_numpy()[labelled]
+    try:
+        _, holdout = train_test_split(
+            labelled, test_size=config.holdout_fraction, random_state=config.seed, stratify=labels
+        )
+    except ValueError as exc:
+        raise dg.Failure(
+            description=f"{raw_data.source}: cannot split a stratified holdout ({exc})"
+        ) from None
+    snapshot = save_dataset(
+        home.datasets_dir,
+        df,
+        name=raw_data.name,
+        label=raw_data.label,
+        source=raw_data.source,
+        holdout_rows=holdout.tolist(),
+    )
+    snapshot = replace(snapshot, model_name=raw_data.model_name)
+    return dg.Output(
+        snapshot,
+        metadata={
+            "dataset_digest": snapshot.digest,
+            "rows": snapshot.rows,
+            "holdout_rows": len(snapshot.holdout_rows),
+            "path": snapshot.data_path.as_posix(),
+        },
+    )
+
+
+@dataclass
+class AuditPredictions:
+    """Out-of-fold class probabilities for every labelled row of one snapshot."""
+
+    dataset_digest: str
+    path: str
+    classes: list
+    labels: list[int]
+    row_positions: list[int]
+    dropped_columns: list[str]
+
+    def probabilities(self) -> np.ndarray:
+        return np.load(self.path)
+
+
+def compute_audit_predictions(
+    snapshot: DatasetSnapshot, estimator: str, max_folds: int, seed: int
+) -> AuditPredictions:
+    """Compute (or reuse from disk) the detection model's out-of-fold probabilities."""
+    key = f"{estimator}-f{max_folds}-s{seed}"
+    base = Path(snapshot.directory)
+    probs_path, meta_path = base / f"oof-{key}.npy", base / f"oof-{key}.json"
+    if probs_path.is_file() and meta_path.is_file():
+        return AuditPredictions(**json.loads(meta_path.read_text()))
+    prepared = prepare(snapshot.frame(), snapshot.label)
+    probs = out_of_fold_probabilities(
+        prepared.features, prepared.labels, estimator=estimator, max_folds=max_folds, seed=seed
+    )
+    audit = AuditPredictions(
+        snapshot.digest,
+        str(probs_path),
+        prepared.classes,
+        prepared.labels.tolist(),
+        prepared.labelled_rows.tolist(),
+        prepared.id_columns + prepared.dropped_text_columns,
+    )
+    tmp = probs_path.with_suffix(".tmp.npy")
+    np.save(tmp, probs)
+    tmp.replace(probs_path)
+    from pipelines.storage import write_json_atomic
+
+    write_json_atomic(meta_path, audit.__dict__)
+    return audit
+
+
+@dg.asset(group_name="retrain", kinds={"sklearn"})
+def audit_predictions(training_data: DatasetSnapshot, policy: PolicyResource) -> dg.Output[AuditPredictions]:
+    """Out-of-fold probabilities from the policy's detection model, computed once per snapshot."""
+    config = policy.load().detection_model
+    try:
+        audit = compute_audit_predictions(training_data, config.estimator, config.max_folds, config.seed)
+    except DataError as exc:
+        raise dg.Failure(description=f"{training_data.source}: {exc}") from None
+    return dg.Output(
+        audit,
+        metadata={"estimator": config.estimator, "rows": len(audit.labels), "classes": len(audit.classes)},
+    )
+
+
+class TrainConfig(dg.Config):
+    estimator: str = "logistic_regression"
+    seed: int = 0
+
+
+@dg.asset(group_name="retrain", kinds={"mlflow", "sklearn"}, deps=[audit_predictions])
+def candidate_model(
+    context: dg.AssetExecutionContext,
+    training_data: DatasetSnapshot,
+    config: TrainConfig,
+    registry: RegistryResource,
+    home: HomeResource,
+) -> dg.Output[dict]:
+    """Train on the training split, log the run to MLflow and register a version tagged with the
+    dataset digest (its lineage)."""
+    import mlflow
+
+    df = training_data.frame()
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    mlflow.set_registry_uri(registry.registry_uri)
+    experiment_id = registry.experiment_id(home.artifact_root)
+    train = df.iloc[training_data.training_rows()]
+    model = fit_model(train, training_data.label, config.estimator, config.seed)
+    holdout = df.iloc[training_data.holdout_rows]
+    metrics = evaluate(model, holdout, training_data.label)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"retrain-{training_data.name}") as run:
+        mlflow.log_params(
+            {
+                "estimator": config.estimator,
+                "seed": config.seed,
+                "dataset": training_data.name,
+                "train_rows": len(train),
+                "holdout_rows": len(holdout),
+            }
+        )
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+        mlflow.set_tags({LINEAGE_TAG: training_data.digest, "mlgate.dagster_run_id": context.run_id})
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                df,
+                source=training_data.source,
+                name=training_data.name,
+                targets=training_data.label,
+                digest=training_data.digest[:36],
+            ),
+            context="training",
+        )
+        from mlflow.models import infer_signature
+
+        features = df.drop(columns=[training_data.label])
+        import skops.io
+
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+            signature=infer_signature(features, model.predict(features.head(50))),
+            input_example=features.head(3),
+        )
+        version = mlflow.register_model(
+            info.model_uri,
+            training_data.model_name,
+            tags={LINEAGE_TAG: training_data.digest, "mlgate.dataset": training_data.name},
+        )
+    result = {"name": training_data.model_name, "version": str(version.version), "run_id": run.info.run_id}
+    return dg.Output(result, metadata={**result, **{f"holdout_{k}": v for k, v in metrics.items()}})

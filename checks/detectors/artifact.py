@@ -1,0 +1,141 @@
+"""Artifact safety (placeholder until the static scanner lands): accept only the scikit-learn
+flavour's own files, in the skops format, without deserialising anything.
+
+The MLmodel file is parsed with a safe YAML loader; nothing in the artifact is imported or loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from checks.findings import Finding, Severity
+
+VERSION = "1"
+CHECK = "artifact_safety"
+TAXONOMY = {"owasp_ml": "ML06:2023", "atlas": "AML.T0010"}
+ALLOWED_FLAVORS = {"sklearn", "python_function"}
+ALLOWED_FILES = {
+    "MLmodel",
+    "model.skops",
+    "conda.yaml",
+    "python_env.yaml",
+    "requirements.txt",
+    "input_example.json",
+    "serving_input_example.json",
+    "registered_model_meta",
+}
+SAFE_FORMATS = {"skops"}
+# Types the load guard trusts in a skops file; anything else is refused.
+TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+
+
+def scan_sklearn_artifact(root: Path, *, subject_identity: str, subject: dict | None = None) -> list[Finding]:
+    """Findings for anything in an MLflow scikit-learn model directory that is not its own file."""
+
+    def finding(severity: Severity, key: str, title: str, remediation: str, **evidence) -> Finding:
+        return Finding(
+            check=CHECK,
+            severity=severity,
+            title=title,
+            stage="registration",
+            subject_identity=subject_identity,
+            key=key,
+            subject=subject or {},
+            evidence=evidence,
+            taxonomy=TAXONOMY,
+            remediation=remediation,
+        )
+
+    relog = "Re-log the model with mlflow.sklearn.log_model(..., serialization_format='skops')."
+    found = []
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    for name in files:
+        if name not in ALLOWED_FILES:
+            found.append(
+                finding(
+                    Severity.CRITICAL,
+                    f"unexpected_file:{name}",
+                    f"Unexpected file in model artifact: {name}",
+                    "Remove extra files and code paths from the artifact; " + relog,
+                    file=name,
+                )
+            )
+    try:
+        mlmodel = yaml.safe_load((root / "MLmodel").read_text())
+        flavors = mlmodel["flavors"]
+        if not isinstance(flavors, dict):
+            raise TypeError("flavors is not a mapping")
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        found.append(
+            finding(
+                Severity.CRITICAL,
+                "mlmodel_unreadable",
+                f"MLmodel missing or unreadable: {type(exc).__name__}: {exc}",
+                "Re-register the version from a complete MLflow model directory.",
+                files=files,
+            )
+        )
+        return found
+    for flavor in sorted(set(flavors) - ALLOWED_FLAVORS):
+        found.append(
+            finding(
+                Severity.CRITICAL,
+                f"flavor:{flavor}",
+                f"Flavor {flavor!r} is not accepted yet (only scikit-learn)",
+                "Only scikit-learn models can be scanned for now.",
+                flavor=flavor,
+            )
+        )
+    sklearn = flavors.get("sklearn") or {}
+    if not sklearn:
+        found.append(
+            finding(Severity.CRITICAL, "no_sklearn_flavor", "Model has no scikit-learn flavor", relog)
+        )
+        return found
+    fmt = sklearn.get("serialization_format")
+    if fmt not in SAFE_FORMATS:
+        found.append(
+            finding(
+                Severity.HIGH,
+                f"serialization:{fmt}",
+                f"Serialization format {fmt!r} can run code when loaded",
+                relog,
+                serialization_format=fmt,
+            )
+        )
+    foreign = [
+        t for t in sklearn.get("skops_trusted_types") or [] if not str(t).startswith(TRUSTED_MODULE_PREFIXES)
+    ]
+    if foreign:
+        found.append(
+            finding(
+                Severity.HIGH,
+                "skops_trusted_types",
+                f"Artifact asks the loader to trust types outside scikit-learn/NumPy/SciPy: "
+                f"{', '.join(map(str, foreign))}",
+                "Do not ship trusted-type lists for other modules; mlgate decides what is trusted. " + relog,
+                types=foreign,
+            )
+        )
+    if sklearn.get("code"):
+        found.append(
+            finding(
+                Severity.CRITICAL,
+                "code_paths",
+                "Artifact ships code paths",
+                "Remove code_paths; " + relog,
+                code=sklearn["code"],
+            )
+        )
+    if sklearn.get("pickled_model") and sklearn["pickled_model"] not in files:
+        found.append(
+            finding(
+                Severity.CRITICAL,
+                "model_file_missing",
+                f"Model file {sklearn['pickled_model']!r} named in MLmodel is missing",
+                "Re-register the version from a complete MLflow model directory.",
+            )
+        )
+    return found

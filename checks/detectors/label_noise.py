@@ -1,0 +1,87 @@
+"""Label noise (mislabelled or flipped-label poisoning) from out-of-fold probabilities, via cleanlab."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from checks.findings import Finding, Severity
+
+VERSION = "1"
+CHECK = "label_noise"
+TAXONOMY = {"owasp_ml": "ML02:2023", "atlas": "AML.T0020"}
+
+
+def find_label_noise(
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    *,
+    subject_identity: str,
+    max_noise_rate: float = 0.05,
+    severity: str | Severity = "high",
+    row_positions: np.ndarray | None = None,
+    subject: dict | None = None,
+) -> list[Finding]:
+    """Flag rows whose given label disagrees with confident out-of-fold predictions.
+
+    Args:
+        labels: encoded labels (0..k-1), one per row.
+        pred_probs: out-of-fold class probabilities, shape (rows, k).
+        max_noise_rate: the estimated fraction of wrong labels above which the finding blocks.
+        severity: severity of the finding when the estimate exceeds `max_noise_rate`; below it,
+            flagged rows are reported at low severity for review.
+        row_positions: file-order position of each row (defaults to 0..n-1).
+
+    Returns one finding (or none when nothing is flagged) whose `evidence.rows` lists the flagged
+    rows ascending; `label_quality` holds cleanlab's self-confidence score for each of those rows.
+    Method: cleanlab's confident joint (computed once) drives both the noise-rate estimate and
+    the prune-by-noise-rate filter.
+    """
+    from cleanlab.count import compute_confident_joint, num_label_issues
+    from cleanlab.filter import find_label_issues
+
+    labels = np.asarray(labels)
+    n = len(labels)
+    if n == 0:
+        return []
+    joint = compute_confident_joint(labels, pred_probs)
+    flagged = find_label_issues(labels, pred_probs, confident_joint=joint, n_jobs=1)
+    noise_rate = (
+        num_label_issues(labels, pred_probs, confident_joint=joint, estimation_method="off_diagonal_custom")
+        / n
+    )
+    if not flagged.any():
+        return []
+    positions = np.arange(n) if row_positions is None else np.asarray(row_positions)
+    idx = np.flatnonzero(flagged)
+    quality = pred_probs[idx, labels[idx]]
+    blocking = noise_rate > max_noise_rate
+    sev = Severity.parse(severity) if blocking else Severity.LOW
+    title = (
+        f"Estimated label noise {noise_rate:.1%} exceeds {max_noise_rate:.1%}: "
+        f"{len(idx)} rows look mislabelled"
+        if blocking
+        else f"{len(idx)} rows look mislabelled (estimated noise {noise_rate:.1%}, "
+        f"within {max_noise_rate:.1%})"
+    )
+    return [
+        Finding(
+            check=CHECK,
+            severity=sev,
+            title=title,
+            stage="data",
+            subject_identity=subject_identity,
+            key="label_issues",
+            subject=subject or {},
+            evidence={
+                "noise_rate": round(float(noise_rate), 6),
+                "max_noise_rate": max_noise_rate,
+                "flagged": len(idx),
+                "rows": positions[idx].tolist(),
+                "label_quality": np.round(quality, 6).tolist(),
+                "suggested_label_codes": pred_probs[idx].argmax(axis=1).tolist(),
+            },
+            taxonomy=TAXONOMY,
+            remediation="Review the listed rows (lowest label_quality first); relabel or drop them, "
+            "and trace how they entered the source before retraining.",
+        )
+    ]

@@ -1,0 +1,426 @@
+"""One Dagster gate step per stage: run the stage's checks, store them, tag the verdict, yield.
+
+Each gate is a multi-asset check with one blocking result per check: ERROR when the policy
+blocks (Dagster then skips everything downstream in the run), WARN otherwise. A gate that
+blocks writes the version's verdict tags itself, because nothing later in the run executes;
+the last gate (evaluation) writes them when everything passed.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+
+from checks.catalog import DATA_CHECKS, checks_for_asset, detector_versions
+from checks.detectors.data_quality import SuiteError, load_suite
+from checks.detectors.registry import RegistryFacts
+from checks.findings import PASSED, dumps_strict, severity_counts
+from checks.gate import execute_checks, outcome_blocks, reuse
+from checks.policy import Policy
+from checks.report import build_report
+from checks.runner import CheckOutcome
+from checks.stage_checks import (
+    artifact_safety_check,
+    data_quality_check,
+    label_noise_check,
+    performance_check,
+    registry_check,
+)
+from checks.store import FindingsStore
+from checks.verdict import dataset_verdict, version_verdict
+from pipelines.partitions import model_versions, parse_partition_key
+from pipelines.resources import HomeResource, PolicyResource, RegistryResource, StoreResource
+from pipelines.settings import SUITES_DIR
+from pipelines.storage import DatasetSnapshot, VersionSnapshot, load_dataset, load_version
+
+__all__ = ["data_quality_gate", "evaluation_gate", "label_noise_gate", "version_gate"]
+
+
+def _specs(asset: str, partitioned: bool = False, deps: tuple[str, ...] = ()) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            c.name,
+            asset=asset,
+            blocking=True,
+            description=c.description,
+            additional_deps=list(deps),
+            partitions_def=model_versions if partitioned else None,
+        )
+        for c in checks_for_asset(asset)
+    ]
+
+
+def _markdown(findings: list) -> str:
+    if not findings:
+        return "No findings."
+    lines = ["| severity | title | status | fingerprint |", "|---|---|---|---|"]
+    for f in sorted(findings, key=lambda f: -f.severity)[:50]:
+        title = f.title.replace("|", "\\|")
+        lines.append(f"| {f.severity.label} | {title} | {f.status} | `{f.fingerprint[:12]}` |")
+    return "\n".join(lines)
+
+
+def _results(
+    asset: str,
+    outcomes: list[CheckOutcome],
+    policy: Policy,
+    model_name: str | None,
+    extra: dict[str, Any] | None = None,
+) -> Iterator[dg.AssetCheckResult]:
+    for o in outcomes:
+        blocks = outcome_blocks(o, policy, model_name)
+        counts = severity_counts(o.findings)
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name=o.name,
+            passed=o.status == PASSED,
+            severity=dg.AssetCheckSeverity.ERROR if blocks else dg.AssetCheckSeverity.WARN,
+            description=f"{o.status}: {sum(counts.values())} open findings",
+            metadata={
+                "status": o.status,
+                "blocks": blocks,
+                "policy_digest": policy.digest,
+                **{f"findings_{k}": v for k, v in counts.items()},
+                "findings": dg.MetadataValue.md(_markdown(o.findings)),
+                "seconds": o.detail.get("seconds", 0.0),
+                **(extra or {}),
+            },
+        )
+
+
+def _write_report(home: HomeResource, scan_id: str, report: dict[str, Any]) -> str:
+    path = home.reports_dir / f"{scan_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dumps_strict(report))
+    return path.as_uri()
+
+
+def _report_checks(checks: dict) -> list[dict[str, str]]:
+    return [{"name": name, "status": c.status} for name, c in checks.items()]
+
+
+# -- data stage --------------------------------------------------------------------------------
+
+
+def _suite_for(dataset: DatasetSnapshot) -> dict[str, Any] | None:
+    path = SUITES_DIR / f"{dataset.name}.json"
+    return load_suite(path) if path.is_file() else None
+
+
+def _data_check_fn(name: str, dataset: DatasetSnapshot, policy: Policy):
+    identity = dataset.identity
+    subject = {"model": dataset.model_name, "dataset": dataset.name, "digest": dataset.digest}
+    if name == "data_quality":
+        return data_quality_check(
+            dataset.frame(), dataset.label, _suite_for(dataset), policy, identity=identity, subject=subject
+        )
+    from assets.training import compute_audit_predictions
+
+    config = policy.detection_model
+    audit = compute_audit_predictions(dataset, config.estimator, config.max_folds, config.seed)
+    return label_noise_check(
+        np.asarray(audit.labels),
+        audit.probabilities(),
+        np.asarray(audit.row_positions),
+        policy,
+        identity=identity,
+        subject=subject,
+        dropped_columns=audit.dropped_columns,
+    )
+
+
+def run_data_checks(
+    store: FindingsStore, policy: Policy, dataset: DatasetSnapshot, names: list[str], run_id: str | None
+) -> tuple[str, list[CheckOutcome]]:
+    """Run (or reuse) the named data checks of a snapshot under the current policy and detectors.
+
+    Results are keyed by (model, dataset digest, policy digest, detector versions); a stored
+    result that did not error or time out is reused instead of recomputed.
+    """
+    keys = dict(model_name=dataset.model_name, dataset_name=dataset.name, dataset_digest=dataset.digest)
+    versions = detector_versions(DATA_CHECKS)
+    scan = store.latest_scan("dataset", policy_digest=policy.digest, detector_versions=versions, **keys)
+    scan_id = (
+        scan["id"]
+        if scan
+        else store.open_scan(
+            "dataset", policy_digest=policy.digest, detector_versions=versions, run_id=run_id, **keys
+        )
+    )
+    stored = store.checks_of(scan_id)
+    outcomes = []
+    for name in names:
+        previous = stored.get(name)
+        if previous is not None and previous.status not in ("error", "timeout"):
+            outcomes.append(reuse(previous, policy, dataset.model_name))
+            continue
+        try:
+            fn = _data_check_fn(name, dataset, policy)
+        except SuiteError as exc:
+
+            def fn(progress: dict, message: str = str(exc)) -> list:
+                raise SuiteError(message)
+
+        outcomes += execute_checks(
+            [(name, fn)],
+            policy,
+            model_name=dataset.model_name,
+            identity=dataset.identity,
+            subject={"model": dataset.model_name, "dataset": dataset.name, "digest": dataset.digest},
+            store=store,
+            scan_id=scan_id,
+        )
+    return scan_id, outcomes
+
+
+def _data_gate(
+    context: dg.AssetCheckExecutionContext,
+    asset: str,
+    dataset: DatasetSnapshot,
+    store: StoreResource,
+    policy: PolicyResource,
+    home: HomeResource,
+) -> Iterator[dg.AssetCheckResult]:
+    current, findings_store = policy.load(), store.open()
+    names = [c.name for c in checks_for_asset(asset)]
+    scan_id, outcomes = run_data_checks(findings_store, current, dataset, names, context.run.run_id)
+    extra: dict[str, Any] = {"dataset_digest": dataset.digest}
+    if any(outcome_blocks(o, current, dataset.model_name) for o in outcomes):
+        verdict = dataset_verdict(findings_store, current, dataset.digest, dataset.model_name)
+        report = build_report(
+            verdict="blocked",
+            subject={"model": dataset.model_name, "dataset": dataset.name, "digest": dataset.digest},
+            checks=_report_checks(verdict.checks),
+            findings=verdict.findings,
+            policy_digest=current.digest,
+            stage="data",
+            scan_id=scan_id,
+        )
+        extra["report_uri"] = _write_report(home, scan_id, report)
+        findings_store.record_decision(
+            action="verdict",
+            verdict="blocked",
+            scan_id=scan_id,
+            model_name=dataset.model_name,
+            dataset_digest=dataset.digest,
+            policy_digest=current.digest,
+            run_id=context.run.run_id,
+            reason=f"data checks blocked the retrain of {dataset.name}",
+        )
+    yield from _results(asset, outcomes, current, dataset.model_name, extra)
+
+
+@dg.multi_asset_check(specs=_specs("training_data"), ins={"training_data": dg.AssetIn("training_data")})
+def data_quality_gate(
+    context: dg.AssetCheckExecutionContext,
+    training_data: DatasetSnapshot,
+    store: StoreResource,
+    policy: PolicyResource,
+    home: HomeResource,
+):
+    """Data-quality gate on the training snapshot (GX suite or baseline contract)."""
+    yield from _data_gate(context, "training_data", training_data, store, policy, home)
+
+
+@dg.multi_asset_check(
+    specs=_specs("audit_predictions", deps=("training_data",)),
+    ins={"training_data": dg.AssetIn("training_data"), "audit_predictions": dg.AssetIn("audit_predictions")},
+)
+def label_noise_gate(
+    context: dg.AssetCheckExecutionContext,
+    training_data: DatasetSnapshot,
+    audit_predictions: Any,
+    store: StoreResource,
+    policy: PolicyResource,
+    home: HomeResource,
+):
+    """Label-noise gate on the shared out-of-fold probabilities (cleanlab)."""
+    yield from _data_gate(context, "audit_predictions", training_data, store, policy, home)
+
+
+# -- model stages ------------------------------------------------------------------------------
+
+
+def publish_verdict(
+    registry: RegistryResource,
+    store: FindingsStore,
+    policy: Policy,
+    home: HomeResource,
+    snapshot: VersionSnapshot,
+    run_id: str,
+) -> str:
+    """Write the version's verdict tags and JSON report from what the store now holds."""
+    verdict = version_verdict(
+        store,
+        policy,
+        registry_uri=snapshot.registry_uri,
+        name=snapshot.name,
+        version=snapshot.version,
+        artifact_digest=snapshot.artifact_digest,
+        dataset_digest=snapshot.dataset_digest,
+    )
+    outcome = "passed" if verdict.deployable else "blocked"
+    report = build_report(
+        verdict=outcome,
+        subject=snapshot.subject,
+        checks=_report_checks(verdict.checks),
+        findings=verdict.findings,
+        policy_digest=policy.digest,
+        artifact_digest=snapshot.artifact_digest,
+        scan_id=verdict.scan_id,
+        reasons=verdict.reasons,
+    )
+    report_uri = _write_report(home, verdict.scan_id or run_id, report)
+    tags = {
+        "mlgate.verdict": outcome,
+        "mlgate.scan_run_id": run_id,
+        "mlgate.artifact_digest": snapshot.artifact_digest,
+        "mlgate.policy_digest": policy.digest,
+        "mlgate.report_uri": report_uri,
+        **{f"mlgate.findings.{k}": v for k, v in report["counts"].items()},
+    }
+    alias = policy.for_model(snapshot.name).alias
+    if outcome == "blocked" and registry.alias_holder(snapshot.name, alias) == snapshot.version:
+        tags["mlgate.at_risk"] = "true"
+    registry.set_version_tags(snapshot.name, snapshot.version, tags)
+    store.record_decision(
+        action="verdict",
+        verdict=outcome,
+        scan_id=verdict.scan_id,
+        registry_uri=snapshot.registry_uri,
+        model_name=snapshot.name,
+        version=snapshot.version,
+        artifact_digest=snapshot.artifact_digest,
+        dataset_digest=snapshot.dataset_digest,
+        policy_digest=policy.digest,
+        run_id=run_id,
+        reason="; ".join(verdict.reasons) or f"scan {outcome}",
+    )
+    return outcome
+
+
+def _version_context(
+    context: dg.AssetCheckExecutionContext, registry: RegistryResource, home: HomeResource
+) -> VersionSnapshot:
+    name, version = parse_partition_key(context.partition_key)
+    snapshot = load_version(home.cache_dir, registry.registry_uri, name, version)
+    if snapshot is None:
+        raise dg.Failure(description=f"{name} v{version}: no cached snapshot to check")
+    return snapshot
+
+
+def _model_gate(
+    context: dg.AssetCheckExecutionContext,
+    asset: str,
+    snapshot: VersionSnapshot,
+    checks: list,
+    registry: RegistryResource,
+    store: StoreResource,
+    policy: Policy,
+    home: HomeResource,
+    *,
+    last: bool,
+) -> Iterator[dg.AssetCheckResult]:
+    findings_store = store.open()
+    scan_id = findings_store.open_scan(
+        "model_version",
+        policy_digest=policy.digest,
+        detector_versions=detector_versions([c.name for c in checks_for_asset(asset)]),
+        run_id=context.run.run_id,
+        registry_uri=snapshot.registry_uri,
+        model_name=snapshot.name,
+        version=snapshot.version,
+        artifact_digest=snapshot.artifact_digest,
+        dataset_digest=snapshot.dataset_digest,
+    )
+    outcomes = execute_checks(
+        checks,
+        policy,
+        model_name=snapshot.name,
+        identity=snapshot.name,
+        subject=snapshot.subject,
+        store=findings_store,
+        scan_id=scan_id,
+    )
+    blocked = any(outcome_blocks(o, policy, snapshot.name) for o in outcomes)
+    extra = {"artifact_digest": snapshot.artifact_digest}
+    if blocked or last:
+        extra["verdict"] = publish_verdict(
+            registry, findings_store, policy, home, snapshot, context.run.run_id
+        )
+    yield from _results(asset, outcomes, policy, snapshot.name, extra)
+
+
+def _registry_facts(
+    store: FindingsStore, policy: Policy, home: HomeResource, snapshot: VersionSnapshot, run_id: str
+) -> RegistryFacts:
+    """Resolve lineage: the data verdict of the training snapshot, running its checks if needed."""
+    data_verdict, retrievable = None, False
+    if snapshot.dataset_digest:
+        dataset = load_dataset(home.datasets_dir, snapshot.dataset_digest)
+        retrievable = dataset is not None
+        if dataset is not None:
+            from dataclasses import replace
+
+            run_data_checks(store, policy, replace(dataset, model_name=snapshot.name), DATA_CHECKS, run_id)
+            result = dataset_verdict(store, policy, dataset.digest, snapshot.name)
+            data_verdict = result.verdict if result.complete else None
+    tags = {**snapshot.model_tags, **snapshot.tags}
+    return RegistryFacts(
+        snapshot.has_signature,
+        snapshot.has_input_example,
+        tags,
+        data_verdict,
+        retrievable,
+        policy.for_model(snapshot.name).owner,
+    )
+
+
+@dg.multi_asset_check(specs=_specs("model_version", partitioned=True))
+def version_gate(
+    context: dg.AssetCheckExecutionContext,
+    registry: RegistryResource,
+    store: StoreResource,
+    policy: PolicyResource,
+    home: HomeResource,
+):
+    """Artifact-safety and registry gate on the cached snapshot (nothing is deserialised)."""
+    current = policy.load()
+    snapshot = _version_context(context, registry, home)
+    facts = _registry_facts(store.open(), current, home, snapshot, context.run.run_id)
+    checks = [
+        (
+            "artifact_safety",
+            artifact_safety_check(
+                Path(snapshot.artifact_dir), identity=snapshot.name, subject=snapshot.subject
+            ),
+        ),
+        ("registry_validation", registry_check(facts, identity=snapshot.name, subject=snapshot.subject)),
+    ]
+    yield from _model_gate(
+        context, "model_version", snapshot, checks, registry, store, current, home, last=False
+    )
+
+
+@dg.multi_asset_check(specs=_specs("model_evaluation", partitioned=True))
+def evaluation_gate(
+    context: dg.AssetCheckExecutionContext,
+    registry: RegistryResource,
+    store: StoreResource,
+    policy: PolicyResource,
+    home: HomeResource,
+):
+    """Model-behaviour gate on the evaluation results; writes the final verdict tags."""
+    from assets.evaluation import evaluation_path
+
+    current = policy.load()
+    snapshot = _version_context(context, registry, home)
+    path = evaluation_path(home, registry.registry_uri, snapshot.name, snapshot.version)
+    checks = [
+        ("performance", performance_check(path, current, identity=snapshot.name, subject=snapshot.subject))
+    ]
+    yield from _model_gate(
+        context, "model_evaluation", snapshot, checks, registry, store, current, home, last=True
+    )

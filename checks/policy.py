@@ -1,0 +1,186 @@
+"""The gate policy: a YAML file validated on load, its digest, and the verdict it implies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from checks.findings import Finding, Severity
+
+DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
+
+DetectionEstimator = Literal["logistic_regression", "random_forest", "hist_gradient_boosting", "knn"]
+Metric = Literal["accuracy", "balanced_accuracy", "f1_macro"]
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be read or does not validate; the message names file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _severity(value: Any) -> str:
+    return Severity.parse(value).label
+
+
+class CheckConfig(_Strict):
+    timeout_seconds: float = Field(300.0, gt=0)
+    timeout_severity: str = "critical"
+    _sev = field_validator("timeout_severity", mode="before")(_severity)
+
+
+class DataQualityConfig(CheckConfig):
+    min_rows: int = Field(50, ge=1)
+    default_expectation_severity: str = "high"
+    _sev2 = field_validator("default_expectation_severity", mode="before")(_severity)
+
+
+class LabelNoiseConfig(CheckConfig):
+    max_noise_rate: float = Field(0.05, ge=0, le=1)
+    severity: str = "high"
+    _sev2 = field_validator("severity", mode="before")(_severity)
+
+
+class PerformanceConfig(CheckConfig):
+    metric: Metric = "accuracy"
+    tolerance: float = Field(0.02, ge=0, le=1)
+
+
+class ChecksConfig(_Strict):
+    data_quality: DataQualityConfig = DataQualityConfig()
+    label_noise: LabelNoiseConfig = LabelNoiseConfig()
+    artifact_safety: CheckConfig = CheckConfig(timeout_seconds=120)
+    registry_validation: CheckConfig = CheckConfig(timeout_seconds=120)
+    performance: PerformanceConfig = PerformanceConfig()
+
+    def for_check(self, name: str) -> CheckConfig:
+        return getattr(self, name)
+
+
+class DetectionModelConfig(_Strict):
+    """The fast model whose out-of-fold probabilities feed label-noise and poisoning checks."""
+
+    estimator: DetectionEstimator = "logistic_regression"
+    max_folds: int = Field(5, ge=2, le=20)
+    seed: int = 0
+
+
+class ModelContext(_Strict):
+    environment: Literal["production", "staging", "development"] = "production"
+    exposure: Literal["public", "internal", "offline"] = "internal"
+
+
+class ModelPolicy(_Strict):
+    blocking_severity: str = "high"
+    auto_promote: bool = True
+    alias: str = Field("champion", min_length=1)
+    owner: str | None = None
+    context: ModelContext = ModelContext()
+    _sev = field_validator("blocking_severity", mode="before")(_severity)
+
+
+class Waiver(_Strict):
+    fingerprint: str = Field(min_length=8)
+    owner: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    expires: dt.date
+
+    def active(self, today: dt.date | None = None) -> bool:
+        return (today or dt.date.today()) <= self.expires
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    blocking_severity: str = "high"
+    detection_model: DetectionModelConfig = DetectionModelConfig()
+    checks: ChecksConfig = ChecksConfig()
+    models: dict[str, ModelPolicy] = {}
+    waivers: list[Waiver] = []
+    _sev = field_validator("blocking_severity", mode="before")(_severity)
+
+    def for_model(self, name: str | None) -> ModelPolicy:
+        """The per-model section, falling back to the policy-wide blocking line."""
+        if name and name in self.models:
+            return self.models[name]
+        return ModelPolicy(blocking_severity=self.blocking_severity)
+
+    def blocking_line(self, model_name: str | None) -> Severity:
+        return Severity.parse(self.for_model(model_name).blocking_severity)
+
+    @property
+    def digest(self) -> str:
+        """Hash of everything that changes what a scan finds or blocks (not waivers or context).
+
+        Waivers and context are applied at verdict time from the current policy, so changing them
+        does not force a rescan; changing a threshold, a budget or the detection model does.
+        """
+        relevant = {
+            "version": self.version,
+            "blocking_severity": self.blocking_severity,
+            "detection_model": self.detection_model.model_dump(mode="json"),
+            "checks": self.checks.model_dump(mode="json"),
+            "models": {k: v.blocking_severity for k, v in sorted(self.models.items())},
+        }
+        canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def active_waivers(self, today: dt.date | None = None) -> dict[str, Waiver]:
+        return {w.fingerprint: w for w in self.waivers if w.active(today)}
+
+    def apply_waivers(self, findings: list[Finding], today: dt.date | None = None) -> list[Finding]:
+        """Mark findings covered by an unexpired waiver as waived (others open); returns them."""
+        waivers = self.active_waivers(today)
+        for f in findings:
+            f.status = "waived" if f.fingerprint in waivers else "open"
+        return findings
+
+    def blocks(self, finding: Finding, model_name: str | None) -> bool:
+        return finding.status != "waived" and finding.severity >= self.blocking_line(model_name)
+
+    def verdict(self, findings: list[Finding], model_name: str | None) -> str:
+        """`blocked` if any open finding is at or above the model's blocking line, else `passed`."""
+        self.apply_waivers(findings)
+        return "blocked" if any(self.blocks(f, model_name) for f in findings) else "passed"
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{source}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(f"{source}: {_describe(exc)}") from None
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy file; None loads the embedded default policy."""
+    target = Path(path) if path else DEFAULT_POLICY_PATH
+    try:
+        text = target.read_text()
+    except FileNotFoundError:
+        raise PolicyError(f"{target}: policy file not found") from None
+    except OSError as exc:
+        raise PolicyError(f"{target}: cannot read policy file ({exc.strerror})") from None
+    return parse_policy(text, str(target))

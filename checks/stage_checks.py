@@ -1,0 +1,167 @@
+"""The check callables of each stage: fetch what a detector needs, call it, signal not_run.
+
+Shared by the Dagster gate steps and the CLI (`scan-data`), so both run identical code.
+Each returns a `CheckFn` (progress dict in, findings out) for `checks.runner.run_check`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from checks.detectors.artifact import scan_sklearn_artifact
+from checks.detectors.data_quality import baseline_contract, validate_suite
+from checks.detectors.label_noise import TAXONOMY as NOISE_TAXONOMY
+from checks.detectors.label_noise import find_label_noise
+from checks.detectors.performance import compare_to_champion
+from checks.detectors.registry import RegistryFacts, validate_registry_entry
+from checks.findings import Finding, Severity
+from checks.policy import Policy
+from checks.runner import CheckFn, CheckNotRun
+
+
+def data_quality_check(
+    df: pd.DataFrame,
+    label: str,
+    suite: dict[str, Any] | None,
+    policy: Policy,
+    *,
+    identity: str,
+    subject: dict[str, Any],
+) -> CheckFn:
+    """The dataset's expectation suite when it has one, else the baseline contract."""
+    config = policy.checks.data_quality
+
+    def run(progress: dict[str, Any]) -> list[Finding]:
+        if suite is None:
+            progress["contract"] = "baseline"
+            return baseline_contract(
+                df, label, subject_identity=identity, min_rows=config.min_rows, subject=subject
+            )
+        progress["contract"] = suite.get("name")
+        progress["expectations"] = len(suite["expectations"])
+        return validate_suite(
+            df,
+            suite,
+            subject_identity=identity,
+            default_severity=config.default_expectation_severity,
+            subject=subject,
+        )
+
+    return run
+
+
+def label_noise_check(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    row_positions: np.ndarray,
+    policy: Policy,
+    *,
+    identity: str,
+    subject: dict[str, Any],
+    dropped_columns: list[str] | None = None,
+) -> CheckFn:
+    """cleanlab on the shared out-of-fold probabilities; dropped ID columns are an info finding."""
+    config = policy.checks.label_noise
+
+    def run(progress: dict[str, Any]) -> list[Finding]:
+        progress["rows"] = len(labels)
+        found = find_label_noise(
+            labels,
+            probabilities,
+            subject_identity=identity,
+            max_noise_rate=config.max_noise_rate,
+            severity=config.severity,
+            row_positions=row_positions,
+            subject=subject,
+        )
+        if dropped_columns:
+            found.append(
+                Finding(
+                    check="label_noise",
+                    severity=Severity.INFO,
+                    stage="data",
+                    subject_identity=identity,
+                    title="Identifier-like columns left out of the detection model: "
+                    + ", ".join(dropped_columns),
+                    key="dropped_columns",
+                    subject=subject,
+                    evidence={"columns": dropped_columns},
+                    taxonomy=NOISE_TAXONOMY,
+                    remediation="None needed unless these columns carry signal.",
+                )
+            )
+        return found
+
+    return run
+
+
+def artifact_safety_check(artifact_dir: Path, *, identity: str, subject: dict[str, Any]) -> CheckFn:
+    def run(progress: dict[str, Any]) -> list[Finding]:
+        progress["artifact_dir"] = str(artifact_dir)
+        return scan_sklearn_artifact(artifact_dir, subject_identity=identity, subject=subject)
+
+    return run
+
+
+def registry_check(facts: RegistryFacts, *, identity: str, subject: dict[str, Any]) -> CheckFn:
+    def run(progress: dict[str, Any]) -> list[Finding]:
+        return validate_registry_entry(facts, subject_identity=identity, subject=subject)
+
+    return run
+
+
+def performance_check(
+    evaluation_file: Path, policy: Policy, *, identity: str, subject: dict[str, Any]
+) -> CheckFn:
+    """Compare holdout metrics from the evaluation stage; not_run when there is no holdout."""
+    config = policy.checks.performance
+
+    def gap(key: str, title: str, remediation: str) -> Finding:
+        return Finding(
+            check="performance",
+            severity=Severity.MEDIUM,
+            title=title,
+            stage="evaluation",
+            subject_identity=identity,
+            key=key,
+            subject=subject,
+            remediation=remediation,
+        )
+
+    def run(progress: dict[str, Any]) -> list[Finding]:
+        evaluation = json.loads(evaluation_file.read_text())
+        if evaluation.get("metrics") is None:
+            raise CheckNotRun(
+                gap(
+                    "no_holdout",
+                    "Holdout not retrievable; performance not checked",
+                    "Train through mlgate, or tag the version with its dataset digest and keep the snapshot.",
+                )
+            )
+        found = []
+        champion = evaluation.get("champion")
+        if champion is None and evaluation.get("champion_version"):
+            found.append(
+                gap(
+                    "champion_unavailable",
+                    f"Champion v{evaluation['champion_version']} could not be evaluated",
+                    "Rescan the champion so it can be compared.",
+                )
+            )
+            return found
+        return found + compare_to_champion(
+            evaluation["metrics"],
+            champion,
+            metric=config.metric,
+            tolerance=config.tolerance,
+            subject_identity=identity,
+            champion_version=evaluation.get("champion_version"),
+            subject=subject,
+        )
+
+    return run

@@ -1,0 +1,251 @@
+"""What the CLI and the Python facade do: retrain-and-scan, scan a data file, load a model."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checks.findings import Severity
+
+
+class UsageError(Exception):
+    """Bad input or usage: the CLI prints the message on one line and exits 2."""
+
+
+@dataclass
+class Outcome:
+    verdict: str  # passed | blocked
+    report: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.verdict == "passed" else 1
+
+
+def _environment(policy_path: str | None):
+    from checks.policy import PolicyError, load_policy
+    from pipelines.settings import load_settings, prepare_environment
+
+    if policy_path:
+        try:
+            load_policy(policy_path)
+        except PolicyError as exc:
+            raise UsageError(str(exc)) from None
+        os.environ["MLGATE_POLICY"] = str(Path(policy_path).resolve())
+    settings = load_settings()
+    prepare_environment(settings)
+    return settings
+
+
+def _read_input(path: str, label: str):
+    from assets.sources import InputError, read_table, require_label
+    from checks.detectors.tabular import DataError, check_classification_target
+
+    try:
+        df = read_table(path)
+        require_label(df, label, path)
+        check_classification_target(df[label], label)
+    except (InputError, DataError) as exc:
+        raise UsageError(str(exc) if str(exc).startswith(path) else f"{path}: {exc}") from None
+    return df
+
+
+def scan_data(
+    path: str, label: str, *, suite: str | None = None, policy_path: str | None = None
+) -> dict[str, Any]:
+    """The data checks on one file, without Dagster state: returns the JSON report."""
+    from checks.detectors.data_quality import SuiteError, load_suite
+    from checks.detectors.tabular import DataError, out_of_fold_probabilities, prepare
+    from checks.findings import Finding
+    from checks.gate import execute_checks, outcome_blocks
+    from checks.policy import PolicyError, load_policy
+    from checks.report import build_report
+    from checks.runner import CheckNotRun
+    from checks.stage_checks import data_quality_check, label_noise_check
+
+    df = _read_input(path, label)
+    try:
+        policy = load_policy(policy_path)
+        suite_doc = load_suite(suite) if suite else None
+    except (PolicyError, SuiteError) as exc:
+        raise UsageError(str(exc)) from None
+    name = Path(path).stem
+    subject = {"dataset": name, "path": str(Path(path).resolve()), "rows": len(df)}
+
+    def label_noise(progress: dict[str, Any]) -> list[Finding]:
+        try:
+            prepared = prepare(df, label)
+            config = policy.detection_model
+            probs = out_of_fold_probabilities(
+                prepared.features,
+                prepared.labels,
+                estimator=config.estimator,
+                max_folds=config.max_folds,
+                seed=config.seed,
+            )
+        except DataError as exc:
+            raise CheckNotRun(
+                Finding(
+                    check="label_noise",
+                    severity=Severity.INFO,
+                    stage="data",
+                    subject_identity=name,
+                    key="not_run",
+                    subject=subject,
+                    title=f"Label-noise check could not run: {exc}",
+                    remediation="Provide at least two rows per class.",
+                )
+            ) from None
+        progress["folds_done"] = True
+        return label_noise_check(
+            prepared.labels,
+            probs,
+            prepared.labelled_rows,
+            policy,
+            identity=name,
+            subject=subject,
+            dropped_columns=prepared.id_columns + prepared.dropped_text_columns,
+        )(progress)
+
+    checks = [
+        ("data_quality", data_quality_check(df, label, suite_doc, policy, identity=name, subject=subject)),
+        ("label_noise", label_noise),
+    ]
+    outcomes = execute_checks(checks, policy, model_name=None, identity=name, subject=subject)
+    blocked = any(outcome_blocks(o, policy, None) for o in outcomes)
+    return build_report(
+        verdict="blocked" if blocked else "passed",
+        subject=subject,
+        checks=[{"name": o.name, "status": o.status} for o in outcomes],
+        findings=[f for o in outcomes for f in o.findings],
+        policy_digest=policy.digest,
+    )
+
+
+def _report_from_uri(uri: str | None) -> dict[str, Any] | None:
+    if not uri or not uri.startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlparse
+
+    path = Path(unquote(urlparse(uri).path))
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run(
+    *,
+    data: str | None = None,
+    label: str | None = None,
+    model_name: str | None = None,
+    inject_label_noise: float = 0.0,
+    policy_path: str | None = None,
+) -> Outcome:
+    """One retrain, then `scan_version` for the new version, both in process."""
+    from pipelines.settings import BUNDLED_DATA, BUNDLED_LABEL, DEFAULT_MODEL_NAME
+
+    data = data or str(BUNDLED_DATA)
+    label = label or BUNDLED_LABEL
+    model_name = model_name or DEFAULT_MODEL_NAME
+    if not 0 <= inject_label_noise < 1:
+        raise UsageError(f"--inject-label-noise must be in [0, 1), got {inject_label_noise}")
+    _read_input(data, label)
+    settings = _environment(policy_path)
+
+    import dagster as dg
+
+    from checks.policy import load_policy
+    from checks.store import FindingsStore
+    from pipelines.definitions import build_definitions
+    from pipelines.partitions import partition_key
+
+    defs = build_definitions()
+    instance = dg.DagsterInstance.get()
+    source = {
+        "path": str(Path(data).resolve()),
+        "label": label,
+        "model_name": model_name,
+        "inject_label_noise": float(inject_label_noise),
+    }
+    retrain = defs.resolve_job_def("retrain").execute_in_process(
+        instance=instance, run_config={"ops": {"raw_data": {"config": source}}}, raise_on_error=False
+    )
+    store = FindingsStore(settings.store_url)
+    if not retrain.success:
+        blocked = [
+            d
+            for d in store.decisions_for(model_name)
+            if d["run_id"] == retrain.run_id and d["verdict"] == "blocked"
+        ]
+        if not blocked:
+            raise RuntimeError(f"retrain run {retrain.run_id} failed: {_failure_message(retrain)}")
+        report_path = settings.reports_dir / f"{blocked[-1]['scan_id']}.json"
+        report = json.loads(report_path.read_text())
+        return Outcome(
+            "blocked",
+            report,
+            [f"retrain {retrain.run_id} blocked at the data stage; no model was trained or registered"],
+        )
+    candidate = retrain.output_for_node("candidate_model")
+    key = partition_key(candidate["name"], candidate["version"])
+    instance.add_dynamic_partitions("model_versions", [key])
+    scan = defs.resolve_job_def("scan_version").execute_in_process(
+        instance=instance, partition_key=key, raise_on_error=False
+    )
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    tags = client.get_model_version(candidate["name"], candidate["version"]).tags
+    report = _report_from_uri(tags.get("mlgate.report_uri"))
+    if report is None:
+        raise RuntimeError(f"scan run {scan.run_id} wrote no verdict for {key}: {_failure_message(scan)}")
+    notes = [
+        f"registered {candidate['name']} v{candidate['version']} (retrain run {retrain.run_id})",
+        f"scan run {scan.run_id}: {'succeeded' if scan.success else 'stopped'}",
+    ]
+    decisions = store.decisions_for(candidate["name"], candidate["version"])
+    notes += [f"deployment: {d['action']}: {d['reason']}" for d in decisions if d["action"] != "verdict"]
+    alias = load_policy(policy_path).for_model(candidate["name"]).alias
+    notes.append(f"{alias} -> v{_alias(client, candidate['name'], alias) or '(none)'}")
+    return Outcome(report["verdict"], report, notes)
+
+
+def _alias(client, name: str, alias: str) -> str | None:
+    try:
+        return client.get_model_version_by_alias(name, alias).version
+    except Exception:  # noqa: BLE001 - no such alias
+        return None
+
+
+def _failure_message(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            return f"step {event.step_key}: {error.message.strip().splitlines()[0]}"
+    return "see the run's logs in the Dagster UI (make ui)"
+
+
+def load_model(uri: str) -> Any:
+    """Resolve a models:/ URI in the configured registry and load it through the load guard."""
+    from mlflow import MlflowClient
+
+    from checks.load_guard import UntrustedModelError, load_verified_model
+    from checks.store import FindingsStore
+    from pipelines.storage import load_version
+
+    settings = _environment(None)
+    if not uri.startswith("models:/"):
+        raise UsageError(f"{uri}: expected models:/<name>/<version> or models:/<name>@<alias>")
+    ref = uri.removeprefix("models:/")
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        version = str(client.get_model_version_by_alias(name, alias).version)
+    else:
+        name, _, version = ref.rpartition("/")
+    snapshot = load_version(settings.cache_dir, settings.registry_uri, name, version)
+    if snapshot is None:
+        raise UntrustedModelError(f"refusing to load {name} v{version}: mlgate has not scanned it")
+    return load_verified_model(FindingsStore(settings.store_url), snapshot)

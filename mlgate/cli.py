@@ -1,0 +1,256 @@
+"""The `mlgate` command line: parse, call mlgate.api, print, exit.
+
+Exit codes: scan and verify commands 0 passed, 1 blocked; 2 on usage errors and missing or
+unreadable input; other commands 0 on success. With --format json|sarif, stdout holds exactly one
+strict JSON document and everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+EXIT_PASSED, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
+
+
+def _print_document(document: dict[str, Any], fmt: str) -> None:
+    from checks.findings import dumps_strict
+    from checks.report import render_text, to_sarif
+
+    if fmt == "json":
+        print(dumps_strict(document))
+    elif fmt == "sarif":
+        from mlgate import __version__
+
+        print(dumps_strict(to_sarif(document, __version__)))
+    else:
+        print(render_text(document))
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Keep library chatter off stdout so a json/sarif document stays the only thing on it."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mlgate import api
+
+    with _stdout_to_stderr():
+        outcome = api.run(
+            data=args.data,
+            label=args.label,
+            model_name=args.model,
+            inject_label_noise=args.inject_label_noise,
+            policy_path=args.policy,
+        )
+    _print_document(outcome.report, args.format)
+    if not args.quiet:
+        for note in outcome.notes:
+            print(f"note: {note}", file=sys.stderr if args.format != "text" else sys.stdout)
+    return outcome.exit_code
+
+
+def cmd_scan_data(args: argparse.Namespace) -> int:
+    from mlgate import api
+
+    with _stdout_to_stderr():
+        report = api.scan_data(args.path, args.label, suite=args.suite, policy_path=args.policy)
+    _print_document(report, args.format)
+    return EXIT_PASSED if report["verdict"] == "passed" else EXIT_BLOCKED
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from checks.policy import DEFAULT_POLICY_PATH
+
+    target = Path(args.path)
+    if target.exists() and not args.force:
+        raise _usage(f"{target}: already exists (use --force to overwrite)")
+    target.write_text(DEFAULT_POLICY_PATH.read_text())
+    print(f"wrote {target}; validate edits with `mlgate policy validate {target}`")
+    return 0
+
+
+def cmd_policy_validate(args: argparse.Namespace) -> int:
+    from checks.policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(args.file)
+    except PolicyError as exc:
+        raise _usage(str(exc)) from None
+    print(
+        f"{args.file}: valid (policy digest {policy.digest}, blocking at {policy.blocking_severity}, "
+        f"{len(policy.waivers)} waivers)"
+    )
+    return 0
+
+
+def cmd_suite_init(args: argparse.Namespace) -> int:
+    from checks.detectors.data_quality import draft_suite
+    from checks.findings import dumps_strict
+    from mlgate.api import _read_input
+
+    df = _read_input(args.data, args.label)
+    name = args.name or Path(args.data).stem
+    output = Path(args.output or f"suites/{name}.json")
+    if output.exists() and not args.force:
+        raise _usage(f"{output}: already exists (use --force to overwrite)")
+    suite = draft_suite(df, args.label, name)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(dumps_strict(suite) + "\n")
+    print(f"wrote {output} ({len(suite['expectations'])} expectations); review it before committing")
+    return 0
+
+
+def cmd_findings_list(args: argparse.Namespace) -> int:
+    from checks.findings import dumps_strict
+    from checks.store import FindingsStore
+    from pipelines.settings import load_settings
+
+    rows = FindingsStore(load_settings().store_url).list_findings(model_name=args.model, limit=args.limit)
+    if args.format == "json":
+        print(
+            dumps_strict(
+                [
+                    {
+                        **r["payload"],
+                        "scan_id": r["scan_id"],
+                        "scan_kind": r["kind"],
+                        "version": r["version"],
+                        "recorded_at": r["created_at"],
+                    }
+                    for r in rows
+                ]
+            )
+        )
+        return 0
+    if not rows:
+        print("no findings stored")
+    for r in rows:
+        f = r["payload"]
+        where = (
+            f"{r['model_name'] or '-'} v{r['version']}" if r["version"] else f"{r['model_name'] or '-'} data"
+        )
+        print(
+            f"{r['created_at']:%Y-%m-%d %H:%M}  {f['severity']:8} {f['check']:20} {where:24} "
+            f"{f['fingerprint'][:12]}  {f['title']}"
+        )
+    return 0
+
+
+class _Usage(Exception):
+    pass
+
+
+def _usage(message: str) -> _Usage:
+    return _Usage(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mlgate import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="only the result")
+    common.add_argument("--verbose", "-v", action="store_true", help="show library logs on stderr")
+    scan = argparse.ArgumentParser(add_help=False, parents=[common])
+    scan.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    scan.add_argument("--policy", help="policy YAML file (default: MLGATE_POLICY, ./mlgate.yaml, built-in)")
+
+    parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0], parents=[common])
+    parser.add_argument("--version", action="version", version=f"mlgate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", parents=[scan], help="retrain on a source, then scan and deploy the version")
+    p.add_argument("--data", help="CSV or Parquet source (default: the bundled example)")
+    p.add_argument("--label", help="label column (default: diagnosis, the bundled example's)")
+    p.add_argument("--model", help="registered model name (default: mlgate-demo)")
+    p.add_argument(
+        "--inject-label-noise",
+        type=float,
+        default=0.0,
+        metavar="FRAC",
+        help="flip this fraction of labels first (demo of a poisoned retrain)",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("scan-data", parents=[scan], help="run the data checks on a file")
+    p.add_argument("path")
+    p.add_argument("--label", required=True)
+    p.add_argument("--suite", help="GX expectation suite JSON (default: baseline contract)")
+    p.set_defaults(func=cmd_scan_data)
+
+    p = sub.add_parser("init", parents=[common], help="write a commented default policy")
+    p.add_argument("--path", default="mlgate.yaml")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_init)
+
+    policy = sub.add_parser("policy", help="policy commands").add_subparsers(dest="action", required=True)
+    p = policy.add_parser("validate", parents=[common], help="validate a policy file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_policy_validate)
+
+    suite = sub.add_parser("suite", help="expectation suite commands").add_subparsers(
+        dest="action", required=True
+    )
+    p = suite.add_parser("init", parents=[common], help="draft an expectation suite from trusted data")
+    p.add_argument("data")
+    p.add_argument("--label", required=True)
+    p.add_argument("--name", help="dataset name (default: file stem)")
+    p.add_argument("--output", help="where to write (default: suites/<name>.json)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_suite_init)
+
+    findings = sub.add_parser("findings", help="stored findings").add_subparsers(dest="action", required=True)
+    p = findings.add_parser("list", parents=[common], help="list stored findings, newest first")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--model")
+    p.add_argument("--limit", type=int, default=200)
+    p.set_defaults(func=cmd_findings_list)
+    return parser
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    if verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        return
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    for name in ("mlflow", "alembic", "dagster", "great_expectations", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("DAGSTER_CLI_LOG_LEVEL", "ERROR")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries(args.verbose)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    from mlgate.api import UsageError
+
+    try:
+        return handler(args)
+    except (UsageError, _Usage) as exc:
+        print(f"mlgate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(
+            f"mlgate: error: {type(exc).__name__}: {exc} (rerun with --verbose for details)", file=sys.stderr
+        )
+        return EXIT_BLOCKED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Dagster resources: the MLflow registry, the findings store, the policy and mlgate's home folder."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+
+from checks.policy import Policy, load_policy
+from checks.store import FindingsStore
+from pipelines.settings import Settings, load_settings
+
+EXPERIMENT = "mlgate"
+
+
+@functools.lru_cache(maxsize=8)
+def _store(url: str) -> FindingsStore:
+    return FindingsStore(url)
+
+
+class StoreResource(dg.ConfigurableResource):
+    """The durable findings store (SQLite under MLGATE_HOME by default; any SQLAlchemy URL)."""
+
+    url: str
+
+    def open(self) -> FindingsStore:
+        return _store(self.url)
+
+
+class PolicyResource(dg.ConfigurableResource):
+    """The gate policy file; empty path means the embedded default policy."""
+
+    path: str = ""
+
+    def load(self) -> Policy:
+        return load_policy(self.path or None)
+
+
+class HomeResource(dg.ConfigurableResource):
+    """mlgate's state folder: training snapshots, the artifact cache and reports."""
+
+    path: str
+
+    @property
+    def datasets_dir(self) -> Path:
+        return Path(self.path) / "datasets"
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.path) / "cache"
+
+    @property
+    def reports_dir(self) -> Path:
+        return Path(self.path) / "reports"
+
+    @property
+    def artifact_root(self) -> Path:
+        return Path(self.path) / "mlartifacts"
+
+
+class RegistryResource(dg.ConfigurableResource):
+    """A thin wrapper around MlflowClient for the tracking server and model registry."""
+
+    tracking_uri: str
+    registry_uri: str
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    def experiment_id(self, artifact_root: Path) -> str:
+        """mlgate's experiment, created with an artifact root under MLGATE_HOME if missing."""
+        client = self.client()
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is not None:
+            return experiment.experiment_id
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        try:
+            return client.create_experiment(EXPERIMENT, artifact_location=artifact_root.as_uri())
+        except Exception:  # noqa: BLE001 - a concurrent retrain created it first
+            return client.get_experiment_by_name(EXPERIMENT).experiment_id
+
+    def download_version(self, name: str, version: str, destination: Path) -> Path:
+        """Copy a version's artifact files to `destination` (files only; nothing is loaded)."""
+        from mlflow.artifacts import download_artifacts
+
+        uri = self.client().get_model_version_download_uri(name, version)
+        destination.mkdir(parents=True, exist_ok=True)
+        return Path(
+            download_artifacts(artifact_uri=uri, dst_path=str(destination), tracking_uri=self.tracking_uri)
+        )
+
+    def alias_holder(self, name: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client().get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        client = self.client()
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, str(value))
+
+    def scratch_dir(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="mlgate-download-"))
+
+
+def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
+    """Resources for the local deployment, from MLGATE_HOME and the MLflow URIs."""
+    settings = settings or load_settings()
+    return {
+        "registry": RegistryResource(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri),
+        "store": StoreResource(url=settings.store_url),
+        "policy": PolicyResource(path=str(settings.policy_path or "")),
+        "home": HomeResource(path=str(settings.home)),
+    }
