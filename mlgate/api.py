@@ -142,6 +142,7 @@ def run(
     model_name: str | None = None,
     inject_label_noise: float = 0.0,
     policy_path: str | None = None,
+    verbose: bool = False,
 ) -> Outcome:
     """One retrain, then `scan_version` for the new version, both in process."""
     from pipelines.settings import BUNDLED_DATA, BUNDLED_LABEL, DEFAULT_MODEL_NAME
@@ -169,8 +170,12 @@ def run(
         "model_name": model_name,
         "inject_label_noise": float(inject_label_noise),
     }
+    # A blocked check is an expected outcome: the report explains it and the UI keeps the logs.
+    loggers = {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}
     retrain = defs.resolve_job_def("retrain").execute_in_process(
-        instance=instance, run_config={"ops": {"raw_data": {"config": source}}}, raise_on_error=False
+        instance=instance,
+        run_config={"ops": {"raw_data": {"config": source}}, "loggers": loggers},
+        raise_on_error=False,
     )
     store = FindingsStore(settings.store_url)
     if not retrain.success:
@@ -192,7 +197,7 @@ def run(
     key = partition_key(candidate["name"], candidate["version"])
     instance.add_dynamic_partitions("model_versions", [key])
     scan = defs.resolve_job_def("scan_version").execute_in_process(
-        instance=instance, partition_key=key, raise_on_error=False
+        instance=instance, partition_key=key, run_config={"loggers": loggers}, raise_on_error=False
     )
     from mlflow import MlflowClient
 

@@ -50,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             label=args.label,
             model_name=args.model,
             inject_label_noise=args.inject_label_noise,
+            verbose=args.verbose,
             policy_path=args.policy,
         )
     _print_document(outcome.report, args.format)

@@ -73,5 +73,6 @@ def prepare_environment(settings: Settings) -> None:
         ("GX_ANALYTICS_ENABLED", "false"),
         ("DAGSTER_DISABLE_TELEMETRY", "1"),
         ("GIT_PYTHON_REFRESH", "quiet"),
+        ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
     ):
         os.environ.setdefault(var, value)

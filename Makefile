@@ -1,0 +1,45 @@
+# mlgate: the two commands (`make run`, `make test`) do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
+export MLGATE_HOME ?= $(CURDIR)/.mlgate
+
+.PHONY: install run test lint ui clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+## Retrain on the bundled data (passes, becomes champion), then a poisoned retrain (blocked).
+run: install
+	$(BIN)/python -m mlgate.demo
+
+## Lint, then the whole test suite (real Dagster and MLflow, temporary state).
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+## The Dagster UI on 127.0.0.1:3000, on the same DAGSTER_HOME as the CLI.
+ui: install
+	$(BIN)/python -c "from pipelines.settings import load_settings, prepare_environment; prepare_environment(load_settings())"
+	DAGSTER_HOME=$(MLGATE_HOME)/dagster $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: install
+	$(BIN)/python bench/bench_checks.py
+	$(BIN)/python bench/bench_detection_model.py
+
+## Remove mlgate's state (Dagster instance, MLflow database and artifacts, findings, caches).
+clean:
+	rm -rf "$(MLGATE_HOME)"
