@@ -114,6 +114,19 @@ def audit_predictions(training_data: DatasetSnapshot, policy: PolicyResource) ->
     )
 
 
+def pinned_requirements() -> list[str]:
+    """The model's runtime requirements, pinned from this environment.
+
+    Given explicitly so MLflow does not infer them by importing the model in a subprocess
+    (slow, and it would load the artifact outside the load guard).
+    """
+    from importlib.metadata import version
+
+    return [
+        f"{package}=={version(package)}" for package in ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+    ]
+
+
 class TrainConfig(dg.Config):
     estimator: str = "logistic_regression"
     seed: int = 0
@@ -130,6 +143,8 @@ def candidate_model(
     """Train on the training split, log the run to MLflow and register a version tagged with the
     dataset digest (its lineage)."""
     import mlflow
+    import skops.io
+    from mlflow.models import infer_signature
 
     df = training_data.frame()
     mlflow.set_tracking_uri(registry.tracking_uri)
@@ -161,14 +176,11 @@ def candidate_model(
             ),
             context="training",
         )
-        from mlflow.models import infer_signature
-
         features = df.drop(columns=[training_data.label])
-        import skops.io
-
         info = mlflow.sklearn.log_model(
             model,
             name="model",
+            pip_requirements=pinned_requirements(),
             serialization_format="skops",
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
             signature=infer_signature(features, model.predict(features.head(50))),
