@@ -16,8 +16,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 BUNDLED = REPO / "data" / "breast_cancer.csv"
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
-ENV_VARS = ("MLGATE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLGATE_STORE_URL",
-            "MLGATE_POLICY")
+ENV_VARS = (
+    "MLGATE_HOME",
+    "DAGSTER_HOME",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLGATE_STORE_URL",
+    "MLGATE_POLICY",
+)
 
 
 @dataclass
@@ -41,15 +47,34 @@ class Env:
 
         return MlflowClient(tracking_uri=self.settings.tracking_uri, registry_uri=self.settings.registry_uri)
 
-    def retrain(self, *, path: Path | str = BUNDLED, label: str = "diagnosis", model: str = "demo",
-                noise: float = 0.0, holdout_fraction: float = 0.2, estimator: str = "logistic_regression"):
-        config = {"ops": {
-            "raw_data": {"config": {"path": str(path), "label": label, "model_name": model,
-                                    "inject_label_noise": noise}},
-            "training_data": {"config": {"holdout_fraction": holdout_fraction}},
-            "candidate_model": {"config": {"estimator": estimator}}}, **QUIET}
+    def retrain(
+        self,
+        *,
+        path: Path | str = BUNDLED,
+        label: str = "diagnosis",
+        model: str = "demo",
+        noise: float = 0.0,
+        holdout_fraction: float = 0.2,
+        estimator: str = "logistic_regression",
+    ):
+        config = {
+            "ops": {
+                "raw_data": {
+                    "config": {
+                        "path": str(path),
+                        "label": label,
+                        "model_name": model,
+                        "inject_label_noise": noise,
+                    }
+                },
+                "training_data": {"config": {"holdout_fraction": holdout_fraction}},
+                "candidate_model": {"config": {"estimator": estimator}},
+            },
+            **QUIET,
+        }
         return self.defs.resolve_job_def("retrain").execute_in_process(
-            instance=self.instance, run_config=config, raise_on_error=False)
+            instance=self.instance, run_config=config, raise_on_error=False
+        )
 
     def scan(self, name: str, version: str | int, *, only: list[str] | None = None):
         from pipelines.partitions import partition_key
@@ -62,8 +87,9 @@ class Env:
             import dagster as dg
 
             kwargs["asset_selection"] = [dg.AssetKey(a) for a in only]
-        return job.execute_in_process(instance=self.instance, partition_key=key, run_config=QUIET,
-                                      raise_on_error=False, **kwargs)
+        return job.execute_in_process(
+            instance=self.instance, partition_key=key, run_config=QUIET, raise_on_error=False, **kwargs
+        )
 
     def version_tags(self, name: str, version: str | int) -> dict[str, str]:
         return dict(self.client.get_model_version(name, str(version)).tags)
@@ -137,8 +163,16 @@ def env(isolated_home: Path) -> Iterator[Env]:
         instance.dispose()
 
 
-def register_external(env: Env, model, features, *, name: str = "demo", tags: dict | None = None,
-                      serialization: str = "skops", signature: bool = True) -> str:
+def register_external(
+    env: Env,
+    model,
+    features,
+    *,
+    name: str = "demo",
+    tags: dict | None = None,
+    serialization: str = "skops",
+    signature: bool = True,
+) -> str:
     """Log and register a model the way another team's job would (not through mlgate's retrain)."""
     import mlflow
     import skops.io
@@ -146,7 +180,9 @@ def register_external(env: Env, model, features, *, name: str = "demo", tags: di
 
     from pipelines.resources import RegistryResource
 
-    registry = RegistryResource(tracking_uri=env.settings.tracking_uri, registry_uri=env.settings.registry_uri)
+    registry = RegistryResource(
+        tracking_uri=env.settings.tracking_uri, registry_uri=env.settings.registry_uri
+    )
     mlflow.set_tracking_uri(env.settings.tracking_uri)
     mlflow.set_registry_uri(env.settings.registry_uri)
     experiment = registry.experiment_id(env.settings.artifact_root)

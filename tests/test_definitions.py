@@ -12,12 +12,23 @@ def test_definitions_load_and_wire_blocking_gates(env) -> None:
     assert {"retrain", "scan_version"} <= jobs
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_data", "training_data", "audit_predictions", "candidate_model", "model_version",
-                    "model_evaluation", "deployment"}
+    assert keys == {
+        "raw_data",
+        "training_data",
+        "audit_predictions",
+        "candidate_model",
+        "model_version",
+        "model_evaluation",
+        "deployment",
+    }
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
-    assert checks == {("training_data", "data_quality"), ("audit_predictions", "label_noise"),
-                      ("model_version", "artifact_safety"), ("model_version", "registry_validation"),
-                      ("model_evaluation", "performance")}
+    assert checks == {
+        ("training_data", "data_quality"),
+        ("audit_predictions", "label_noise"),
+        ("model_version", "artifact_safety"),
+        ("model_version", "registry_validation"),
+        ("model_evaluation", "performance"),
+    }
     for key in graph.asset_check_keys:
         assert graph.get_check_spec(key).blocking, f"{key} must be blocking"
     scan = defs.resolve_job_def("scan_version")
