@@ -1,0 +1,70 @@
+"""The deployment step re-verifies the exact artifact and a complete, passing scan (promise 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sklearn.dummy import DummyClassifier
+
+from tests.conftest import BUNDLED, register_external
+
+
+def _refused(env, result, version: str) -> str:
+    assert not result.success
+    refusals = [d for d in env.store.decisions_for("demo", version) if d["action"] == "refuse"]
+    assert refusals, "the refusal is recorded"
+    return refusals[-1]["reason"]
+
+
+def test_deployment_alone_refuses_an_unscanned_version(env) -> None:
+    assert env.retrain().success
+    reason = _refused(env, env.scan("demo", 1, only=["deployment"]), "1")
+    assert "no scan of this version" in reason
+    assert env.champion("demo") is None
+
+
+def test_deployment_alone_refuses_a_blocked_version(env) -> None:
+    df = pd.read_csv(BUNDLED)
+    features = df.drop(columns=["diagnosis"])
+    weak = DummyClassifier(strategy="constant", constant="benign").fit(features, df["diagnosis"])
+    assert env.retrain().success and env.scan("demo", 1).success
+    digest = env.version_tags("demo", 1)["mlgate.dataset_digest"]
+    version = register_external(env, weak, features, tags={"mlgate.dataset_digest": digest, "owner": "x"})
+    assert not env.scan("demo", version).success
+    assert env.version_tags("demo", version)["mlgate.verdict"] == "blocked"
+    reason = _refused(env, env.scan("demo", version, only=["deployment"]), version)
+    assert "performance" in reason or "Holdout" in reason
+    assert env.champion("demo") == "1"
+
+
+def test_deployment_refuses_a_version_altered_after_its_scan(env) -> None:
+    assert env.retrain().success and env.scan("demo", 1).success
+    assert env.retrain().success
+    assert env.scan("demo", 2, only=["model_version", "model_evaluation"]).success
+    assert env.version_tags("demo", 2)["mlgate.verdict"] == "passed"
+    # someone swaps a file in the registry's artifact store after the scan
+    source = env.client.get_model_version("demo", "2").source
+    model_id = source.removeprefix("models:/")
+    [model_dir] = [p for p in Path(env.settings.artifact_root).rglob(model_id) if p.is_dir()]
+    requirements = next(model_dir.rglob("requirements.txt"))
+    requirements.write_text(requirements.read_text() + "evil-package==1.0\n")
+    reason = _refused(env, env.scan("demo", 2, only=["deployment"]), "2")
+    assert "no scan of this version with this artifact digest" in reason
+    assert env.champion("demo") == "1"
+
+
+def test_deployment_requires_a_rescan_after_a_policy_change(env) -> None:
+    assert env.retrain().success
+    assert env.scan("demo", 1, only=["model_version", "model_evaluation"]).success
+    env.set_policy("checks:\n  label_noise:\n    max_noise_rate: 0.04\n")
+    reason = _refused(env, env.scan("demo", 1, only=["deployment"]), "1")
+    assert "policy changed" in reason
+    assert env.champion("demo") is None
+
+
+def test_passing_version_is_not_promoted_over_a_newer_champion_or_when_auto_promote_is_off(env) -> None:
+    env.set_policy("models:\n  demo:\n    auto_promote: false\n")
+    assert env.retrain().success and env.scan("demo", 1).success
+    assert env.champion("demo") is None
+    assert [d["action"] for d in env.store.decisions_for("demo", "1") if d["action"] != "verdict"] == ["hold"]
