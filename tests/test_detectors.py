@@ -1,0 +1,231 @@
+"""Unit tests of the pure detectors: each catches what it claims and leaves the clean case alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.datasets import make_blobs
+
+from checks.detectors.artifact import scan_sklearn_artifact
+from checks.detectors.data_quality import baseline_contract, draft_suite, validate_suite
+from checks.detectors.label_noise import find_label_noise
+from checks.detectors.performance import compare_to_champion
+from checks.detectors.registry import RegistryFacts, validate_registry_entry
+from checks.detectors.tabular import DataError, out_of_fold_probabilities, prepare
+
+
+def _blobs(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    X, y = make_blobs(n_samples=n, centers=3, n_features=4, cluster_std=1.0, random_state=seed)
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
+    df["label"] = np.array(["a", "b", "c"])[y]
+    return df
+
+
+def _flip(df: pd.DataFrame, fraction: float, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(df), int(fraction * len(df)), replace=False))
+    noisy = df.copy()
+    noisy.loc[rows, "label"] = noisy.loc[rows, "label"].map({"a": "b", "b": "c", "c": "a"})
+    return noisy, rows
+
+
+def _noise_findings(df: pd.DataFrame, **kwargs):
+    prepared = prepare(df, "label")
+    probs = out_of_fold_probabilities(prepared.features, prepared.labels, estimator="logistic_regression")
+    return find_label_noise(
+        prepared.labels, probs, subject_identity="m:blobs", row_positions=prepared.labelled_rows, **kwargs
+    )
+
+
+# -- label noise ---------------------------------------------------------------------------------
+
+
+def test_label_noise_flags_flipped_rows_and_blocks_above_threshold() -> None:
+    noisy, flipped = _flip(_blobs(), 0.10)
+    [finding] = _noise_findings(noisy, max_noise_rate=0.05)
+    assert finding.severity.label == "high"
+    rows = finding.evidence["rows"]
+    assert rows == sorted(rows)
+    caught = len(set(rows) & set(flipped.tolist()))
+    assert caught / len(flipped) >= 0.9, "recall on well-separated blobs"
+    assert caught / len(rows) >= 0.9, "precision on well-separated blobs"
+    assert len(finding.evidence["label_quality"]) == len(rows)
+    assert 0.07 <= finding.evidence["noise_rate"] <= 0.13
+
+
+def test_label_noise_below_threshold_is_low_and_clean_data_is_not_flagged() -> None:
+    assert _noise_findings(_blobs()) == []
+    noisy, _ = _flip(_blobs(), 0.02)
+    [finding] = _noise_findings(noisy, max_noise_rate=0.05)
+    assert finding.severity.label == "low"
+
+
+def test_label_noise_rows_are_file_positions_when_some_labels_are_missing() -> None:
+    noisy, flipped = _flip(_blobs(), 0.10)
+    noisy.loc[[0, 1, 2], "label"] = None
+    [finding] = _noise_findings(noisy)
+    assert not {0, 1, 2} & set(finding.evidence["rows"])
+    assert len(set(finding.evidence["rows"]) & set(flipped.tolist())) >= 0.8 * len(flipped)
+
+
+def test_fingerprint_survives_a_retrain_and_a_cleansed_copy() -> None:
+    first, _ = _flip(_blobs(seed=0), 0.10, seed=0)
+    second, _ = _flip(_blobs(seed=0), 0.12, seed=3)
+    [a], [b] = _noise_findings(first), _noise_findings(second)
+    assert a.fingerprint == b.fingerprint and a.evidence["rows"] != b.evidence["rows"]
+
+
+def test_continuous_target_is_rejected() -> None:
+    df = pd.DataFrame({"x": range(100), "label": np.linspace(0, 1, 100) + 0.5})
+    with pytest.raises(DataError, match="continuous"):
+        prepare(df, "label")
+
+
+def test_id_like_and_free_text_columns_are_left_out() -> None:
+    df = _blobs(200)
+    df["customer_id"] = [f"c{i:05d}" for i in range(len(df))]
+    df["colour"] = np.where(df["f0"] > 0, "red", "blue")
+    prepared = prepare(df, "label")
+    assert prepared.id_columns == ["customer_id"]
+    assert "colour" in prepared.features.columns
+
+
+# -- data quality --------------------------------------------------------------------------------
+
+
+def test_suite_catches_range_set_and_schema_violations_and_passes_clean_data() -> None:
+    clean = _blobs(300)
+    suite = draft_suite(clean, "label", "blobs")
+    assert validate_suite(clean, suite, subject_identity="m:blobs") == []
+    bad = clean.copy()
+    bad.loc[7, "f0"] = 1e6
+    bad.loc[3, "label"] = "zebra"
+    found = {f.evidence["expectation"]: f for f in validate_suite(bad, suite, subject_identity="m:blobs")}
+    assert found["expect_column_values_to_be_between"].evidence["rows"] == [7]
+    assert found["expect_column_values_to_be_in_set"].evidence["rows"] == [3]
+    assert found["expect_column_values_to_be_in_set"].severity.label == "high"
+    missing = validate_suite(clean.drop(columns=["f1"]), suite, subject_identity="m:blobs")
+    assert missing and all(f.severity.label == "critical" for f in missing)
+    assert any("could not run" in f.title for f in missing), "an expectation that errors is critical"
+
+
+def test_baseline_contract() -> None:
+    df = _blobs(40)
+    df.loc[[5, 2], "label"] = None
+    df["empty"] = np.nan
+    df.loc[9, "f2"] = np.inf
+    found = {
+        f.key.split(":")[0]: f for f in baseline_contract(df, "label", subject_identity="m:d", min_rows=50)
+    }
+    assert found["no_suite"].severity.label == "info"
+    assert found["null_label"].evidence["rows"] == [2, 5]
+    assert found["too_few_rows"].severity.label == "high"
+    assert found["all_null"].evidence["column"] == "empty"
+    assert found["infinite"].evidence["rows"] == [9]
+    clean = baseline_contract(_blobs(100), "label", subject_identity="m:d")
+    assert [f.key for f in clean] == ["no_suite"]
+
+
+# -- artifact safety -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sklearn_model_dir(tmp_path: Path) -> Path:
+    import mlflow.sklearn
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    df = _blobs(100)
+    model = LogisticRegression().fit(df.drop(columns=["label"]), df["label"])
+    path = tmp_path / "model"
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        serialization_format="skops",
+        skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+        pip_requirements=["scikit-learn"],
+    )
+    return path
+
+
+def test_artifact_scan_accepts_a_plain_skops_model(sklearn_model_dir: Path) -> None:
+    assert scan_sklearn_artifact(sklearn_model_dir, subject_identity="m") == []
+
+
+def test_artifact_scan_flags_extra_files_pickle_format_and_foreign_trust(sklearn_model_dir: Path) -> None:
+    (sklearn_model_dir / "loader.py").write_text("import os\n")
+    mlmodel = yaml.safe_load((sklearn_model_dir / "MLmodel").read_text())
+    mlmodel["flavors"]["sklearn"]["serialization_format"] = "cloudpickle"
+    mlmodel["flavors"]["sklearn"]["skops_trusted_types"] = ["os.system"]
+    (sklearn_model_dir / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    found = {f.key: f.severity.label for f in scan_sklearn_artifact(sklearn_model_dir, subject_identity="m")}
+    assert found == {
+        "unexpected_file:loader.py": "critical",
+        "serialization:cloudpickle": "high",
+        "skops_trusted_types": "high",
+    }
+
+
+def test_artifact_scan_treats_a_corrupt_mlmodel_as_a_critical_finding(sklearn_model_dir: Path) -> None:
+    (sklearn_model_dir / "MLmodel").write_text("flavors: [unclosed\n")
+    [finding] = scan_sklearn_artifact(sklearn_model_dir, subject_identity="m")
+    assert finding.severity.label == "critical" and finding.key == "mlmodel_unreadable"
+    shutil.rmtree(sklearn_model_dir)
+    sklearn_model_dir.mkdir()
+    [finding] = scan_sklearn_artifact(sklearn_model_dir, subject_identity="m")
+    assert finding.key == "mlmodel_unreadable"
+
+
+# -- registry and performance --------------------------------------------------------------------
+
+
+def test_registry_validation_gaps_are_medium_or_lower_and_bad_lineage_is_high() -> None:
+    complete = RegistryFacts(True, True, {"mlgate.dataset_digest": "d" * 64, "owner": "me"}, "passed", True)
+    assert validate_registry_entry(complete, subject_identity="m") == []
+    bare = RegistryFacts(False, False, {}, None, False)
+    found = {f.key: f.severity.label for f in validate_registry_entry(bare, subject_identity="m")}
+    assert found == {
+        "no_signature": "medium",
+        "no_input_example": "medium",
+        "no_lineage": "medium",
+        "no_owner": "low",
+    }
+    poisoned = RegistryFacts(True, True, {"mlgate.dataset_digest": "d" * 64, "owner": "me"}, "blocked", True)
+    [finding] = validate_registry_entry(poisoned, subject_identity="m")
+    assert finding.key == "lineage_data_blocked" and finding.severity.label == "high"
+
+
+def test_performance_regression_beyond_tolerance_is_high() -> None:
+    champion = {"accuracy": 0.95}
+    assert (
+        compare_to_champion(
+            {"accuracy": 0.94}, champion, metric="accuracy", tolerance=0.02, subject_identity="m"
+        )
+        == []
+    )
+    [finding] = compare_to_champion(
+        {"accuracy": 0.90},
+        champion,
+        metric="accuracy",
+        tolerance=0.02,
+        subject_identity="m",
+        champion_version="3",
+    )
+    assert finding.severity.label == "high" and finding.evidence["drop"] == pytest.approx(0.05)
+    [first] = compare_to_champion(
+        {"accuracy": 0.9}, None, metric="accuracy", tolerance=0.02, subject_identity="m"
+    )
+    assert first.severity.label == "info"
+
+
+def test_findings_serialise_to_strict_json() -> None:
+    noisy, _ = _flip(_blobs(), 0.1)
+    [finding] = _noise_findings(noisy)
+    text = json.dumps(finding.to_dict(), allow_nan=False)
+    assert json.loads(text)["evidence"]["rows"] == finding.evidence["rows"]
