@@ -111,3 +111,20 @@ def test_retrain_whose_holdout_metrics_regress_is_blocked_and_not_promoted(env) 
     assert regression[0]["evidence"]["champion_version"] == "1"
     assert env.champion("demo") == "1"
     assert "promote" not in [d["action"] for d in env.store.decisions_for("demo", "2")]
+
+
+def test_rescan_under_a_stricter_policy_blocks_and_marks_the_deployed_version_at_risk(env) -> None:
+    assert env.retrain().success and env.scan("demo", 1).success
+    assert env.champion("demo") == "1"
+    env.set_policy("checks:\n  label_noise:\n    max_noise_rate: 0.0\n")
+    rescan = env.scan("demo", 1, only=["model_version", "model_evaluation"])
+    assert not rescan.success
+    tags = env.version_tags("demo", 1)
+    assert tags["mlgate.verdict"] == "blocked"
+    assert tags["mlgate.at_risk"] == "true"
+    assert tags["mlgate.scan_run_id"] == rescan.run_id
+    # the data checks were re-run on the stored snapshot under the new policy, through lineage
+    report = _report(tags)
+    [noise] = [f for f in report["findings"] if f["check"] == "label_noise"]
+    assert noise["severity"] == "high"
+    assert env.champion("demo") == "1", "a rescan never moves the alias"
