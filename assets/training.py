@@ -1,8 +1,6 @@
 """Training: the validated snapshot with its holdout, the audit probabilities, the candidate model."""
 
-import json
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import dagster as dg
 import numpy as np
@@ -10,7 +8,8 @@ from sklearn.model_selection import train_test_split
 
 from assets.collection import RawData
 from checks.detectors.registry import LINEAGE_TAG
-from checks.detectors.tabular import DataError, out_of_fold_probabilities, prepare
+from checks.detectors.tabular import DataError
+from pipelines.audit import AuditPredictions, compute_audit_predictions
 from pipelines.resources import HomeResource, PolicyResource, RegistryResource
 from pipelines.storage import DatasetSnapshot, save_dataset
 from pipelines.training import evaluate, fit_model
@@ -53,51 +52,6 @@ def training_data(raw_data: RawData, config: SplitConfig, home: HomeResource) ->
             "path": snapshot.data_path.as_posix(),
         },
     )
-
-
-@dataclass
-class AuditPredictions:
-    """Out-of-fold class probabilities for every labelled row of one snapshot."""
-
-    dataset_digest: str
-    path: str
-    classes: list
-    labels: list[int]
-    row_positions: list[int]
-    dropped_columns: list[str]
-
-    def probabilities(self) -> np.ndarray:
-        return np.load(self.path)
-
-
-def compute_audit_predictions(
-    snapshot: DatasetSnapshot, estimator: str, max_folds: int, seed: int
-) -> AuditPredictions:
-    """Compute (or reuse from disk) the detection model's out-of-fold probabilities."""
-    key = f"{estimator}-f{max_folds}-s{seed}"
-    base = Path(snapshot.directory)
-    probs_path, meta_path = base / f"oof-{key}.npy", base / f"oof-{key}.json"
-    if probs_path.is_file() and meta_path.is_file():
-        return AuditPredictions(**json.loads(meta_path.read_text()))
-    prepared = prepare(snapshot.frame(), snapshot.label)
-    probs = out_of_fold_probabilities(
-        prepared.features, prepared.labels, estimator=estimator, max_folds=max_folds, seed=seed
-    )
-    audit = AuditPredictions(
-        snapshot.digest,
-        str(probs_path),
-        prepared.classes,
-        prepared.labels.tolist(),
-        prepared.labelled_rows.tolist(),
-        prepared.id_columns + prepared.dropped_text_columns,
-    )
-    tmp = probs_path.with_suffix(".tmp.npy")
-    np.save(tmp, probs)
-    tmp.replace(probs_path)
-    from pipelines.storage import write_json_atomic
-
-    write_json_atomic(meta_path, audit.__dict__)
-    return audit
 
 
 @dg.asset(group_name="retrain", kinds={"sklearn"})

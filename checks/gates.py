@@ -15,13 +15,13 @@ import dagster as dg
 import numpy as np
 
 from checks.catalog import DATA_CHECKS, checks_for_asset, detector_versions
-from checks.detectors.data_quality import SuiteError, load_suite
+from checks.detectors.data_quality import load_suite
 from checks.detectors.registry import RegistryFacts
-from checks.findings import PASSED, dumps_strict, severity_counts
+from checks.findings import PASSED, Finding, dumps_strict, severity_counts
 from checks.gate import execute_checks, outcome_blocks, reuse
 from checks.policy import Policy
 from checks.report import build_report
-from checks.runner import CheckOutcome
+from checks.runner import CheckFn, CheckOutcome
 from checks.stage_checks import (
     artifact_safety_check,
     data_quality_check,
@@ -31,6 +31,7 @@ from checks.stage_checks import (
 )
 from checks.store import FindingsStore
 from checks.verdict import dataset_verdict, version_verdict
+from pipelines.audit import compute_audit_predictions
 from pipelines.partitions import model_versions, parse_partition_key
 from pipelines.resources import HomeResource, PolicyResource, RegistryResource, StoreResource
 from pipelines.settings import SUITES_DIR
@@ -116,31 +117,34 @@ def _report_checks(checks: dict) -> list[dict[str, str]]:
 # -- data stage --------------------------------------------------------------------------------
 
 
-def _suite_for(dataset: DatasetSnapshot) -> dict[str, Any] | None:
-    path = SUITES_DIR / f"{dataset.name}.json"
-    return load_suite(path) if path.is_file() else None
-
-
-def _data_check_fn(name: str, dataset: DatasetSnapshot, policy: Policy):
-    identity = dataset.identity
+def _data_check_fn(name: str, dataset: DatasetSnapshot, policy: Policy) -> CheckFn:
+    """The named data check on a stored snapshot; loading runs inside the check's budget, so an
+    unreadable snapshot or suite file is an `error` result (fail closed), not a crashed step."""
     subject = {"model": dataset.model_name, "dataset": dataset.name, "digest": dataset.digest}
-    if name == "data_quality":
-        return data_quality_check(
-            dataset.frame(), dataset.label, _suite_for(dataset), policy, identity=identity, subject=subject
-        )
-    from assets.training import compute_audit_predictions
 
-    config = policy.detection_model
-    audit = compute_audit_predictions(dataset, config.estimator, config.max_folds, config.seed)
-    return label_noise_check(
-        np.asarray(audit.labels),
-        audit.probabilities(),
-        np.asarray(audit.row_positions),
-        policy,
-        identity=identity,
-        subject=subject,
-        dropped_columns=audit.dropped_columns,
-    )
+    def data_quality(progress: dict[str, Any]) -> list[Finding]:
+        suite_path = SUITES_DIR / f"{dataset.name}.json"
+        suite = load_suite(suite_path) if suite_path.is_file() else None
+        check = data_quality_check(
+            dataset.frame(), dataset.label, suite, policy, identity=dataset.identity, subject=subject
+        )
+        return check(progress)
+
+    def label_noise(progress: dict[str, Any]) -> list[Finding]:
+        config = policy.detection_model
+        audit = compute_audit_predictions(dataset, config.estimator, config.max_folds, config.seed)
+        check = label_noise_check(
+            np.asarray(audit.labels),
+            audit.probabilities(),
+            np.asarray(audit.row_positions),
+            policy,
+            identity=dataset.identity,
+            subject=subject,
+            dropped_columns=audit.dropped_columns,
+        )
+        return check(progress)
+
+    return {"data_quality": data_quality, "label_noise": label_noise}[name]
 
 
 def run_data_checks(
@@ -168,15 +172,8 @@ def run_data_checks(
         if previous is not None and previous.status not in ("error", "timeout"):
             outcomes.append(reuse(previous, policy, dataset.model_name))
             continue
-        try:
-            fn = _data_check_fn(name, dataset, policy)
-        except SuiteError as exc:
-
-            def fn(progress: dict, message: str = str(exc)) -> list:
-                raise SuiteError(message)
-
         outcomes += execute_checks(
-            [(name, fn)],
+            [(name, _data_check_fn(name, dataset, policy))],
             policy,
             model_name=dataset.model_name,
             identity=dataset.identity,

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mlgate.api import UsageError
+
 EXIT_PASSED, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
 
 
@@ -74,7 +76,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     target = Path(args.path)
     if target.exists() and not args.force:
-        raise _usage(f"{target}: already exists (use --force to overwrite)")
+        raise UsageError(f"{target}: already exists (use --force to overwrite)")
     target.write_text(DEFAULT_POLICY_PATH.read_text())
     print(f"wrote {target}; validate edits with `mlgate policy validate {target}`")
     return 0
@@ -86,7 +88,7 @@ def cmd_policy_validate(args: argparse.Namespace) -> int:
     try:
         policy = load_policy(args.file)
     except PolicyError as exc:
-        raise _usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     print(
         f"{args.file}: valid (policy digest {policy.digest}, blocking at {policy.blocking_severity}, "
         f"{len(policy.waivers)} waivers)"
@@ -103,7 +105,7 @@ def cmd_suite_init(args: argparse.Namespace) -> int:
     name = args.name or Path(args.data).stem
     output = Path(args.output or f"suites/{name}.json")
     if output.exists() and not args.force:
-        raise _usage(f"{output}: already exists (use --force to overwrite)")
+        raise UsageError(f"{output}: already exists (use --force to overwrite)")
     suite = draft_suite(df, args.label, name)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(dumps_strict(suite) + "\n")
@@ -145,14 +147,6 @@ def cmd_findings_list(args: argparse.Namespace) -> int:
             f"{f['fingerprint'][:12]}  {f['title']}"
         )
     return 0
-
-
-class _Usage(Exception):
-    pass
-
-
-def _usage(message: str) -> _Usage:
-    return _Usage(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,11 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_libraries(args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.func
-    from mlgate.api import UsageError
-
     try:
         return handler(args)
-    except (UsageError, _Usage) as exc:
+    except UsageError as exc:
         print(f"mlgate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,0 +1,56 @@
+"""The detection model's out-of-fold probabilities for a training snapshot, computed once and
+kept beside the snapshot (keyed by the detection-model settings), so every check reuses them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from checks.detectors.tabular import out_of_fold_probabilities, prepare
+from pipelines.storage import DatasetSnapshot, write_json_atomic
+
+
+@dataclass
+class AuditPredictions:
+    """Out-of-fold class probabilities for every labelled row of one snapshot."""
+
+    dataset_digest: str
+    path: str
+    classes: list
+    labels: list[int]
+    row_positions: list[int]
+    dropped_columns: list[str]
+
+    def probabilities(self) -> np.ndarray:
+        return np.load(self.path)
+
+
+def compute_audit_predictions(
+    snapshot: DatasetSnapshot, estimator: str, max_folds: int, seed: int
+) -> AuditPredictions:
+    """Compute (or reuse from disk) the detection model's out-of-fold probabilities."""
+    key = f"{estimator}-f{max_folds}-s{seed}"
+    base = Path(snapshot.directory)
+    probs_path, meta_path = base / f"oof-{key}.npy", base / f"oof-{key}.json"
+    if probs_path.is_file() and meta_path.is_file():
+        return AuditPredictions(**json.loads(meta_path.read_text()))
+    prepared = prepare(snapshot.frame(), snapshot.label)
+    probs = out_of_fold_probabilities(
+        prepared.features, prepared.labels, estimator=estimator, max_folds=max_folds, seed=seed
+    )
+    audit = AuditPredictions(
+        snapshot.digest,
+        str(probs_path),
+        prepared.classes,
+        prepared.labels.tolist(),
+        prepared.labelled_rows.tolist(),
+        prepared.id_columns + prepared.dropped_text_columns,
+    )
+    tmp = probs_path.with_suffix(".tmp.npy")
+    np.save(tmp, probs)
+    tmp.replace(probs_path)
+    write_json_atomic(meta_path, asdict(audit))
+    return audit
