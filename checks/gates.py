@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from checks.catalog import DATA_CHECKS, checks_for_asset, detector_versions
+from checks.catalog import DATA_CHECKS, MODEL_CHECKS, checks_for_asset, detector_versions
 from checks.detectors.data_quality import load_suite
 from checks.detectors.registry import RegistryFacts
 from checks.findings import PASSED, Finding, dumps_strict, severity_counts
@@ -336,7 +336,7 @@ def _model_gate(
     scan_id = findings_store.open_scan(
         "model_version",
         policy_digest=policy.digest,
-        detector_versions=detector_versions([c.name for c in checks_for_asset(asset)]),
+        detector_versions=detector_versions(MODEL_CHECKS),
         run_id=context.run.run_id,
         registry_uri=snapshot.registry_uri,
         model_name=snapshot.name,

@@ -115,6 +115,19 @@ def test_suite_catches_range_set_and_schema_violations_and_passes_clean_data() -
     assert any("could not run" in f.title for f in missing), "an expectation that errors is critical"
 
 
+def test_drafted_suite_keeps_key_columns_unique() -> None:
+    clean = _blobs(100)
+    clean["id"] = range(100)
+    suite = draft_suite(clean, "label", "blobs")
+    assert {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"},
+            "meta": {"severity": "medium"}} in suite["expectations"]
+    duplicated = clean.copy()
+    duplicated.loc[[10, 40], "id"] = 7
+    [finding] = validate_suite(duplicated, suite, subject_identity="m:blobs")
+    assert finding.evidence["expectation"] == "expect_column_values_to_be_unique"
+    assert finding.evidence["rows"] == [7, 10, 40]
+
+
 def test_baseline_contract() -> None:
     df = _blobs(40)
     df.loc[[5, 2], "label"] = None

@@ -232,7 +232,8 @@ def baseline_contract(
 
 
 def draft_suite(df: pd.DataFrame, label: str, name: str, *, max_categories: int = 30) -> dict[str, Any]:
-    """Draft an expectation suite from trusted data: schema, types, nulls, ranges, allowed values.
+    """Draft an expectation suite from trusted data: schema, types, nulls, ranges, allowed values
+    and uniqueness of key-like columns.
 
     Numeric ranges are widened by 10% of the observed span so ordinary new data passes; review
     the draft before committing it.
@@ -269,6 +270,8 @@ def draft_suite(df: pd.DataFrame, label: str, name: str, *, max_categories: int 
         values = series.dropna()
         if values.empty:
             continue
+        if not is_label and _is_key(values, len(series)):
+            expectations.append(exp("expect_column_values_to_be_unique", "medium", column=column))
         if values.nunique() <= max_categories and (is_label or not pd.api.types.is_float_dtype(values)):
             allowed = sorted(values.unique().tolist(), key=str)
             expectations.append(
@@ -292,6 +295,16 @@ def draft_suite(df: pd.DataFrame, label: str, name: str, *, max_categories: int 
                 )
             )
     return json.loads(json.dumps({"name": name, "expectations": expectations}, default=_plain))
+
+
+def _is_key(values: pd.Series, rows: int) -> bool:
+    """A non-float column whose values are all present and distinct reads as a key."""
+    return (
+        len(values) == rows >= 20
+        and not pd.api.types.is_float_dtype(values)
+        and not pd.api.types.is_bool_dtype(values)
+        and values.is_unique
+    )
 
 
 def _plain(value: Any) -> Any:
