@@ -1,14 +1,32 @@
 """Deployment: re-verify the complete scan of the exact artifact, then move the alias."""
 
+import fcntl
+import hashlib
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 
 from checks.detectors.registry import LINEAGE_TAG
 from checks.verdict import version_verdict
 from pipelines.partitions import model_versions, parse_partition_key
-from pipelines.resources import PolicyResource, RegistryResource, StoreResource
+from pipelines.resources import HomeResource, PolicyResource, RegistryResource, StoreResource
 from pipelines.storage import manifest_digest, tree_manifest
+
+
+@contextmanager
+def alias_lock(home: str, name: str, alias: str) -> Iterator[None]:
+    """Serialise alias moves of one model across processes (read, compare and set as one step)."""
+    path = Path(home) / "locks" / f"{hashlib.sha256(f'{name}@{alias}'.encode()).hexdigest()[:16]}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dg.asset(group_name="scan", partitions_def=model_versions, deps=["model_evaluation"], kinds={"mlflow"})
@@ -17,11 +35,14 @@ def deployment(
     registry: RegistryResource,
     store: StoreResource,
     policy: PolicyResource,
+    home: HomeResource,
 ) -> dg.MaterializeResult:
     """Promote the version only if a complete scan of its current registry files passed.
 
     Does not trust the run graph: the artifact digest is recomputed from the registry, and the
-    verdict from stored findings and the current waivers. Refusal fails the step.
+    verdict from stored findings and the current waivers. The alias moves only forward, only
+    past the champion this version was compared with, under a per-alias lock. Refusal fails the
+    step and is recorded.
     """
     name, version = parse_partition_key(context.partition_key)
     current_policy = policy.load()
@@ -60,15 +81,27 @@ def deployment(
         reason = f"refusing to deploy {name} v{version}: {why or 'scan did not pass'}"
         findings_store.record_decision(action="refuse", reason=reason, **record)
         raise dg.Failure(description=reason)
-    holder = registry.alias_holder(name, model_policy.alias)
-    if not model_policy.auto_promote:
-        action, reason = "hold", "passed; auto-promotion is off for this model"
-    elif holder is not None and int(holder) >= int(version):
-        action, reason = "hold", f"passed; {model_policy.alias} already holds v{holder} (not older)"
-    else:
-        client.set_registered_model_alias(name, model_policy.alias, version)
-        action, reason = "promote", f"moved {model_policy.alias} from v{holder or '-'} to v{version}"
-    findings_store.record_decision(action=action, reason=reason, **record)
+    compared_with = verdict.checks["performance"].detail.get("covered", {}).get("compared_with")
+    with alias_lock(home.path, name, model_policy.alias):
+        holder = registry.alias_holder(name, model_policy.alias)
+        if not model_policy.auto_promote:
+            action, reason = "hold", "passed; auto-promotion is off for this model"
+        elif holder is not None and int(holder) >= int(version):
+            action, reason = "hold", f"passed; {model_policy.alias} already holds v{holder} (not older)"
+        elif holder != compared_with:
+            reason = (
+                f"refusing to deploy {name} v{version}: it was compared with "
+                f"{'v' + compared_with if compared_with else 'no champion'}, but {model_policy.alias} "
+                f"now holds v{holder}; rescan it"
+            )
+            findings_store.record_decision(action="refuse", reason=reason, **record)
+            raise dg.Failure(description=reason)
+        else:
+            action, reason = "promote", f"moved {model_policy.alias} from v{holder or '-'} to v{version}"
+        # recorded before the alias moves, so a promotion is never unrecorded
+        findings_store.record_decision(action=action, reason=reason, **record)
+        if action == "promote":
+            client.set_registered_model_alias(name, model_policy.alias, version)
     context.log.info(reason)
     return dg.MaterializeResult(
         metadata={"action": action, "reason": reason, "artifact_digest": digest, "alias": model_policy.alias}

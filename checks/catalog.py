@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from types import ModuleType
 
 from checks.detectors import artifact, data_quality, label_noise, performance, registry
 
@@ -19,42 +20,47 @@ class CheckInfo:
     asset: str
     version: str
     description: str
+    taxonomy: dict[str, str]
+
+
+def _info(name: str, stage: str, asset: str, detector: ModuleType, description: str) -> CheckInfo:
+    return CheckInfo(name, stage, asset, detector.VERSION, description, detector.TAXONOMY)
 
 
 CHECKS = [
-    CheckInfo(
+    _info(
         "data_quality",
         "data",
         "training_data",
-        data_quality.VERSION,
+        data_quality,
         "Expectation suite (GX Core) or baseline contract on the training snapshot",
     ),
-    CheckInfo(
+    _info(
         "label_noise",
         "data",
         "audit_predictions",
-        label_noise.VERSION,
+        label_noise,
         "Mislabelled / flipped-label rows from out-of-fold probabilities (cleanlab)",
     ),
-    CheckInfo(
+    _info(
         "artifact_safety",
         "registration",
         "model_version",
-        artifact.VERSION,
+        artifact,
         "Static scan of the model artifact before anything loads it",
     ),
-    CheckInfo(
+    _info(
         "registry_validation",
         "registration",
         "model_version",
-        registry.VERSION,
+        registry,
         "Signature, input example, lineage to checked data, owner",
     ),
-    CheckInfo(
+    _info(
         "performance",
         "evaluation",
         "model_evaluation",
-        performance.VERSION,
+        performance,
         "Holdout metrics not regressed against the champion",
     ),
 ]

@@ -45,6 +45,7 @@ def execute_checks(
                 timeout_severity=config.timeout_severity,
                 subject_identity=identity,
                 subject=subject,
+                taxonomy=info.taxonomy,
             ),
             policy,
             model_name,

@@ -17,7 +17,8 @@ import numpy as np
 from checks.catalog import DATA_CHECKS, MODEL_CHECKS, checks_for_asset, detector_versions
 from checks.detectors.data_quality import load_suite
 from checks.detectors.registry import RegistryFacts
-from checks.findings import PASSED, Finding, dumps_strict, severity_counts
+from checks.digests import file_digest
+from checks.findings import PASSED, Finding, severity_counts, to_jsonable
 from checks.gate import execute_checks, outcome_blocks, reuse
 from checks.policy import Policy
 from checks.report import build_report
@@ -29,13 +30,13 @@ from checks.stage_checks import (
     performance_check,
     registry_check,
 )
-from checks.store import FindingsStore
+from checks.store import FindingsStore, StoredCheck
 from checks.verdict import dataset_verdict, version_verdict
 from pipelines.audit import compute_audit_predictions
 from pipelines.partitions import model_versions, parse_partition_key
 from pipelines.resources import HomeResource, PolicyResource, RegistryResource, StoreResource
 from pipelines.settings import SUITES_DIR
-from pipelines.storage import DatasetSnapshot, VersionSnapshot, load_dataset, load_version
+from pipelines.storage import DatasetSnapshot, VersionSnapshot, load_dataset, load_version, write_json_atomic
 
 __all__ = ["data_quality_gate", "evaluation_gate", "label_noise_gate", "version_gate"]
 
@@ -105,8 +106,7 @@ def _results(
 
 def _write_report(home: HomeResource, scan_id: str, report: dict[str, Any]) -> str:
     path = home.reports_dir / f"{scan_id}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps_strict(report))
+    write_json_atomic(path, to_jsonable(report))
     return path.as_uri()
 
 
@@ -117,13 +117,32 @@ def _report_checks(checks: dict) -> list[dict[str, str]]:
 # -- data stage --------------------------------------------------------------------------------
 
 
+def _suite_path(dataset: DatasetSnapshot) -> Path:
+    return SUITES_DIR / f"{dataset.name}.json"
+
+
+def _file_key(path: Path) -> str:
+    """Content key of an optional file ("none" when absent)."""
+    return file_digest(path)[:16] if path.is_file() else "none"
+
+
+def _reusable(previous: StoredCheck | None, dataset: DatasetSnapshot) -> bool:
+    """A stored data result is reused unless it errored, timed out, or its suite file changed."""
+    if previous is None or previous.status in ("error", "timeout"):
+        return False
+    if previous.check_name == "data_quality":
+        return previous.detail.get("covered", {}).get("suite_digest") == _file_key(_suite_path(dataset))
+    return True
+
+
 def _data_check_fn(name: str, dataset: DatasetSnapshot, policy: Policy) -> CheckFn:
     """The named data check on a stored snapshot; loading runs inside the check's budget, so an
     unreadable snapshot or suite file is an `error` result (fail closed), not a crashed step."""
     subject = {"model": dataset.model_name, "dataset": dataset.name, "digest": dataset.digest}
 
     def data_quality(progress: dict[str, Any]) -> list[Finding]:
-        suite_path = SUITES_DIR / f"{dataset.name}.json"
+        suite_path = _suite_path(dataset)
+        progress["suite_digest"] = _file_key(suite_path)
         suite = load_suite(suite_path) if suite_path.is_file() else None
         check = data_quality_check(
             dataset.frame(), dataset.label, suite, policy, identity=dataset.identity, subject=subject
@@ -153,7 +172,7 @@ def run_data_checks(
     """Run (or reuse) the named data checks of a snapshot under the current policy and detectors.
 
     Results are keyed by (model, dataset digest, policy digest, detector versions); a stored
-    result that did not error or time out is reused instead of recomputed.
+    result is reused instead of recomputed when `_reusable` says so.
     """
     keys = dict(model_name=dataset.model_name, dataset_name=dataset.name, dataset_digest=dataset.digest)
     versions = detector_versions(DATA_CHECKS)
@@ -169,7 +188,7 @@ def run_data_checks(
     outcomes = []
     for name in names:
         previous = stored.get(name)
-        if previous is not None and previous.status not in ("error", "timeout"):
+        if _reusable(previous, dataset):
             outcomes.append(reuse(previous, policy, dataset.model_name))
             continue
         outcomes += execute_checks(
@@ -293,7 +312,7 @@ def publish_verdict(
     alias = policy.for_model(snapshot.name).alias
     if outcome == "blocked" and registry.alias_holder(snapshot.name, alias) == snapshot.version:
         tags["mlgate.at_risk"] = "true"
-    registry.set_version_tags(snapshot.name, snapshot.version, tags)
+    # the store is the record of truth: write it before the registry, which may be unreachable
     store.record_decision(
         action="verdict",
         verdict=outcome,
@@ -307,6 +326,7 @@ def publish_verdict(
         run_id=run_id,
         reason="; ".join(verdict.reasons) or f"scan {outcome}",
     )
+    registry.set_version_tags(snapshot.name, snapshot.version, tags)
     return outcome
 
 
@@ -398,7 +418,10 @@ def version_gate(
     """Artifact-safety and registry gate on the cached snapshot (nothing is deserialised)."""
     current = policy.load()
     snapshot = _version_context(context, registry, home)
-    facts = _registry_facts(store.open(), current, home, snapshot, context.run.run_id)
+
+    def facts() -> RegistryFacts:  # inside the check's budget: lineage may re-run data checks
+        return _registry_facts(store.open(), current, home, snapshot, context.run.run_id)
+
     checks = [
         (
             "artifact_safety",
@@ -427,9 +450,10 @@ def evaluation_gate(
     current = policy.load()
     snapshot = _version_context(context, registry, home)
     path = evaluation_path(home, registry.registry_uri, snapshot.name, snapshot.version)
-    checks = [
-        ("performance", performance_check(path, current, identity=snapshot.name, subject=snapshot.subject))
-    ]
+    check = performance_check(
+        path, snapshot.artifact_digest, current, identity=snapshot.name, subject=snapshot.subject
+    )
+    checks = [("performance", check)]
     yield from _model_gate(
         context, "model_evaluation", snapshot, checks, registry, store, current, home, last=True
     )

@@ -2,7 +2,7 @@
 
 It refuses a version whose artifact-safety check has not passed for the exact artifact digest, or
 whose cached files no longer match that digest. It then loads the skops file from the verified
-bytes with a trust list decided here (scikit-learn, NumPy, SciPy types), never the artifact's own.
+bytes with mlgate's exact trust list (checks.detectors.artifact), never the artifact's own.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from checks.detectors.artifact import TRUSTED_MODULE_PREFIXES
+from checks.detectors.artifact import untrusted_skops_types
 from checks.findings import FAILED, PASSED, WARNED
 from checks.store import FindingsStore
 from pipelines.storage import VersionSnapshot, manifest_digest, tree_manifest
@@ -65,8 +65,7 @@ def load_verified_model(store: FindingsStore, snapshot: VersionSnapshot) -> Any:
         raise _refuse(snapshot, f"{model_file} changed while it was being read")
     import skops.io
 
-    types = skops.io.get_untrusted_types(data=data)
-    unexpected = [t for t in types if not t.startswith(TRUSTED_MODULE_PREFIXES)]
-    if unexpected:
-        raise _refuse(snapshot, f"model refers to types outside the trust list: {', '.join(unexpected)}")
-    return skops.io.loads(data, trusted=types)
+    foreign = untrusted_skops_types(data)
+    if foreign:
+        raise _refuse(snapshot, f"model refers to types outside the trust list: {', '.join(foreign)}")
+    return skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))

@@ -78,17 +78,21 @@ class ModelContext(_Strict):
     exposure: Literal["public", "internal", "offline"] = "internal"
 
 
+def _optional_severity(value: Any) -> str | None:
+    return None if value is None else _severity(value)
+
+
 class ModelPolicy(_Strict):
-    blocking_severity: str = "high"
+    blocking_severity: str | None = None  # None: the policy-wide line
     auto_promote: bool = True
     alias: str = Field("champion", min_length=1)
     owner: str | None = None
     context: ModelContext = ModelContext()
-    _sev = field_validator("blocking_severity", mode="before")(_severity)
+    _sev = field_validator("blocking_severity", mode="before")(_optional_severity)
 
 
 class Waiver(_Strict):
-    fingerprint: str = Field(min_length=8)
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{32}$")  # the full fingerprint, as reports show it
     owner: str = Field(min_length=1)
     reason: str = Field(min_length=1)
     expires: dt.date
@@ -107,13 +111,12 @@ class Policy(_Strict):
     _sev = field_validator("blocking_severity", mode="before")(_severity)
 
     def for_model(self, name: str | None) -> ModelPolicy:
-        """The per-model section, falling back to the policy-wide blocking line."""
-        if name and name in self.models:
-            return self.models[name]
-        return ModelPolicy(blocking_severity=self.blocking_severity)
+        """The per-model section (defaults when the model has none)."""
+        return self.models.get(name or "", ModelPolicy())
 
     def blocking_line(self, model_name: str | None) -> Severity:
-        return Severity.parse(self.for_model(model_name).blocking_severity)
+        """The model's own blocking line, else the policy-wide one."""
+        return Severity.parse(self.for_model(model_name).blocking_severity or self.blocking_severity)
 
     @property
     def digest(self) -> str:
@@ -127,7 +130,7 @@ class Policy(_Strict):
             "blocking_severity": self.blocking_severity,
             "detection_model": self.detection_model.model_dump(mode="json"),
             "checks": self.checks.model_dump(mode="json"),
-            "models": {k: v.blocking_severity for k, v in sorted(self.models.items())},
+            "models": {k: self.blocking_line(k).label for k in sorted(self.models)},
         }
         canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

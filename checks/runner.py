@@ -41,6 +41,7 @@ def run_check(
     timeout_severity: str,
     subject_identity: str,
     subject: dict[str, Any],
+    taxonomy: dict[str, str] | None = None,
 ) -> CheckOutcome:
     """Call `fn(progress)` in a worker thread; stop waiting when the budget is spent.
 
@@ -74,17 +75,19 @@ def run_check(
             key=key,
             subject=subject,
             evidence=evidence,
+            taxonomy=taxonomy or {},
             remediation=remediation,
         )
 
-    detail: dict[str, Any] = {"seconds": elapsed, "budget_seconds": budget_seconds, "covered": progress}
+    covered = dict(progress)  # a copy: a worker that overran may still be writing to `progress`
+    detail: dict[str, Any] = {"seconds": elapsed, "budget_seconds": budget_seconds, "covered": covered}
     if worker.is_alive():
         finding = failure(
             timeout_severity,
             "timeout",
             f"{name} stopped at its {budget_seconds:g}s budget",
             "Raise the check's timeout_seconds in the policy or reduce the input size.",
-            covered=dict(progress),
+            covered=covered,
             budget_seconds=budget_seconds,
         )
         return CheckOutcome(name, stage, TIMEOUT, [finding], started, detail)

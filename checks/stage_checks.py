@@ -7,6 +7,7 @@ Each returns a `CheckFn` (progress dict in, findings out) for `checks.runner.run
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from checks.detectors.artifact import scan_sklearn_artifact
 from checks.detectors.data_quality import baseline_contract, validate_suite
 from checks.detectors.label_noise import TAXONOMY as NOISE_TAXONOMY
 from checks.detectors.label_noise import find_label_noise
+from checks.detectors.performance import TAXONOMY as PERFORMANCE_TAXONOMY
 from checks.detectors.performance import compare_to_champion
 from checks.detectors.registry import RegistryFacts, validate_registry_entry
 from checks.findings import Finding, Severity
@@ -108,17 +110,24 @@ def artifact_safety_check(artifact_dir: Path, *, identity: str, subject: dict[st
     return run
 
 
-def registry_check(facts: RegistryFacts, *, identity: str, subject: dict[str, Any]) -> CheckFn:
+def registry_check(facts: Callable[[], RegistryFacts], *, identity: str, subject: dict[str, Any]) -> CheckFn:
+    """Registry validation; `facts` is called inside the budget (resolving lineage can be slow)."""
+
     def run(progress: dict[str, Any]) -> list[Finding]:
-        return validate_registry_entry(facts, subject_identity=identity, subject=subject)
+        return validate_registry_entry(facts(), subject_identity=identity, subject=subject)
 
     return run
 
 
 def performance_check(
-    evaluation_file: Path, policy: Policy, *, identity: str, subject: dict[str, Any]
+    evaluation_file: Path, artifact_digest: str, policy: Policy, *, identity: str, subject: dict[str, Any]
 ) -> CheckFn:
-    """Compare holdout metrics from the evaluation stage; not_run when there is no holdout."""
+    """Compare holdout metrics from the evaluation stage for exactly this artifact.
+
+    A failed or stale evaluation raises (status error); no holdout is not_run with a medium
+    finding. The champion version compared with is recorded in the check's coverage, so the
+    deployment step can refuse when the alias has moved since.
+    """
     config = policy.checks.performance
 
     def gap(key: str, title: str, remediation: str) -> Finding:
@@ -130,11 +139,17 @@ def performance_check(
             subject_identity=identity,
             key=key,
             subject=subject,
+            taxonomy=PERFORMANCE_TAXONOMY,
             remediation=remediation,
         )
 
     def run(progress: dict[str, Any]) -> list[Finding]:
         evaluation = json.loads(evaluation_file.read_text())
+        if evaluation.get("artifact_digest") != artifact_digest:
+            raise RuntimeError("the stored evaluation is of another artifact; rerun model_evaluation")
+        if "error" in evaluation:
+            raise RuntimeError(f"the model could not be evaluated: {evaluation['error']}")
+        progress["compared_with"] = evaluation.get("champion_version")
         if evaluation.get("metrics") is None:
             raise CheckNotRun(
                 gap(
@@ -143,18 +158,16 @@ def performance_check(
                     "Train through mlgate, or tag the version with its dataset digest and keep the snapshot.",
                 )
             )
-        found = []
         champion = evaluation.get("champion")
         if champion is None and evaluation.get("champion_version"):
-            found.append(
+            return [
                 gap(
                     "champion_unavailable",
                     f"Champion v{evaluation['champion_version']} could not be evaluated",
                     "Rescan the champion so it can be compared.",
                 )
-            )
-            return found
-        return found + compare_to_champion(
+            ]
+        return compare_to_champion(
             evaluation["metrics"],
             champion,
             metric=config.metric,

@@ -66,10 +66,11 @@ def scan_data(
     from checks.report import build_report
     from checks.runner import CheckNotRun
     from checks.stage_checks import data_quality_check, label_noise_check
+    from pipelines.settings import load_settings
 
     df = _read_input(path, label)
     try:
-        policy = load_policy(policy_path)
+        policy = load_policy(policy_path or load_settings().policy_path)
         suite_doc = load_suite(suite) if suite else None
     except (PolicyError, SuiteError) as exc:
         raise UsageError(str(exc)) from None
@@ -212,7 +213,7 @@ def run(
     ]
     decisions = store.decisions_for(candidate["name"], candidate["version"])
     notes += [f"deployment: {d['action']}: {d['reason']}" for d in decisions if d["action"] != "verdict"]
-    alias = load_policy(policy_path).for_model(candidate["name"]).alias
+    alias = load_policy(settings.policy_path).for_model(candidate["name"]).alias
     notes.append(f"{alias} -> v{_alias(client, candidate['name'], alias) or '(none)'}")
     return Outcome(report["verdict"], report, notes)
 

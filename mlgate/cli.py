@@ -77,7 +77,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.path)
     if target.exists() and not args.force:
         raise UsageError(f"{target}: already exists (use --force to overwrite)")
-    target.write_text(DEFAULT_POLICY_PATH.read_text())
+    try:
+        target.write_text(DEFAULT_POLICY_PATH.read_text())
+    except OSError as exc:
+        raise UsageError(f"{target}: cannot write ({exc.strerror})") from None
     print(f"wrote {target}; validate edits with `mlgate policy validate {target}`")
     return 0
 
@@ -107,8 +110,11 @@ def cmd_suite_init(args: argparse.Namespace) -> int:
     if output.exists() and not args.force:
         raise UsageError(f"{output}: already exists (use --force to overwrite)")
     suite = draft_suite(df, args.label, name)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(dumps_strict(suite) + "\n")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(dumps_strict(suite) + "\n")
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot write ({exc.strerror})") from None
     print(f"wrote {output} ({len(suite['expectations'])} expectations); review it before committing")
     return 0
 

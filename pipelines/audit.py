@@ -4,6 +4,8 @@ kept beside the snapshot (keyed by the detection-model settings), so every check
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,8 +51,9 @@ def compute_audit_predictions(
         prepared.labelled_rows.tolist(),
         prepared.id_columns + prepared.dropped_text_columns,
     )
-    tmp = probs_path.with_suffix(".tmp.npy")
-    np.save(tmp, probs)
-    tmp.replace(probs_path)
+    fd, tmp = tempfile.mkstemp(dir=base, prefix=".tmp-", suffix=".npy")
+    with os.fdopen(fd, "wb") as handle:
+        np.save(handle, probs)
+    os.replace(tmp, probs_path)
     write_json_atomic(meta_path, asdict(audit))
     return audit

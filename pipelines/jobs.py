@@ -1,4 +1,5 @@
-"""Jobs: `retrain` (collection to a registered candidate) and `scan_version` (scan and deploy)."""
+"""Jobs: `retrain` (collection to a registered candidate), `scan_version` (scan and deploy) and
+`rescan_version` (scan again without deploying: a rescan never moves an alias)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pipelines.partitions import model_versions
 
 RETRAIN_ASSETS = ["raw_data", "training_data", "audit_predictions", "candidate_model"]
 SCAN_ASSETS = ["model_version", "model_evaluation", "deployment"]
+RESCAN_ASSETS = ["model_version", "model_evaluation"]
 
 retrain_job = dg.define_asset_job(
     "retrain",
@@ -20,4 +22,11 @@ scan_version_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*SCAN_ASSETS),
     partitions_def=model_versions,
     description="Snapshot a registered version, scan it, evaluate it and deploy it if it passes.",
+)
+
+rescan_version_job = dg.define_asset_job(
+    "rescan_version",
+    selection=dg.AssetSelection.assets(*RESCAN_ASSETS),
+    partitions_def=model_versions,
+    description="Scan a registered version again (new policy, new advisories); never deploys.",
 )

@@ -29,7 +29,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
+        json.dump(data, f, indent=2, allow_nan=False)
     os.replace(tmp, path)
 
 
@@ -67,8 +67,14 @@ class DatasetSnapshot:
 def save_dataset(
     datasets_dir: Path, df: pd.DataFrame, *, name: str, label: str, source: str, holdout_rows: list[int]
 ) -> DatasetSnapshot:
-    """Store the frame by its digest (idempotent: an existing snapshot is reused as is)."""
-    digest = frame_digest(df)
+    """Store the snapshot under its digest (idempotent: an existing snapshot is reused as is).
+
+    The digest covers the frame, the label column and the holdout rows, so the same file split
+    differently or read with another label is a different snapshot with its own stored checks.
+    """
+    holdout_rows = sorted(int(i) for i in holdout_rows)
+    identity = json.dumps([frame_digest(df), label, holdout_rows])
+    digest = hashlib.sha256(identity.encode()).hexdigest()
     target = datasets_dir / digest
     snapshot = DatasetSnapshot(
         name,
@@ -77,7 +83,7 @@ def save_dataset(
         source,
         len(df),
         [str(c) for c in df.columns],
-        sorted(int(i) for i in holdout_rows),
+        holdout_rows,
         str(target),
     )
     if not (target / "meta.json").exists():

@@ -119,8 +119,11 @@ def test_drafted_suite_keeps_key_columns_unique() -> None:
     clean = _blobs(100)
     clean["id"] = range(100)
     suite = draft_suite(clean, "label", "blobs")
-    assert {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"},
-            "meta": {"severity": "medium"}} in suite["expectations"]
+    assert {
+        "type": "expect_column_values_to_be_unique",
+        "kwargs": {"column": "id"},
+        "meta": {"severity": "medium"},
+    } in suite["expectations"]
     duplicated = clean.copy()
     duplicated.loc[[10, 40], "id"] = 7
     [finding] = validate_suite(duplicated, suite, subject_identity="m:blobs")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import checks.stage_checks
 
 
@@ -29,8 +31,20 @@ def test_detector_that_raises_blocks_the_version(env, monkeypatch) -> None:
     assert not {"model_evaluation", "deployment"} & ran
 
 
-def test_check_that_overruns_its_budget_blocks_the_retrain(env) -> None:
-    env.set_policy("checks:\n  label_noise:\n    timeout_seconds: 0.001\n")
+def _slow_label_noise(monkeypatch) -> None:
+    """The real detector, one second late: it overruns a 0.2 s budget every time."""
+    real = checks.stage_checks.find_label_noise
+
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checks.stage_checks, "find_label_noise", slow)
+
+
+def test_check_that_overruns_its_budget_blocks_the_retrain(env, monkeypatch) -> None:
+    _slow_label_noise(monkeypatch)
+    env.set_policy("checks:\n  label_noise:\n    timeout_seconds: 0.2\n")
     retrain = env.retrain()
     assert not retrain.success
     assert env.client.search_registered_models() == []
@@ -39,12 +53,13 @@ def test_check_that_overruns_its_budget_blocks_the_retrain(env) -> None:
     assert result.status == "timeout"
     [finding] = result.findings
     assert finding.severity.label == "critical"
-    assert finding.evidence["budget_seconds"] == 0.001
-    assert "covered" in finding.evidence
+    assert finding.evidence["budget_seconds"] == 0.2
+    assert finding.evidence["covered"]["rows"] == 569, "what it covered before the budget ran out"
 
 
-def test_policy_can_lower_the_severity_of_a_timeout(env) -> None:
-    env.set_policy("checks:\n  label_noise:\n    timeout_seconds: 0.001\n    timeout_severity: low\n")
+def test_policy_can_lower_the_severity_of_a_timeout(env, monkeypatch) -> None:
+    _slow_label_noise(monkeypatch)
+    env.set_policy("checks:\n  label_noise:\n    timeout_seconds: 0.2\n    timeout_severity: low\n")
     retrain = env.retrain()
     assert retrain.success, "a timeout below the blocking line warns instead of blocking"
     scan = env.store.latest_scan("dataset", model_name="demo")

@@ -25,6 +25,10 @@ def test_default_policy_is_valid_and_blocks_at_high() -> None:
         ("detection_model:\n  estimator: xgboost\n", "detection_model.estimator"),
         ("waivers:\n  - fingerprint: abcdef0123\n    owner: me\n", "waivers.0.reason: Field required"),
         ("version: 2\n", "version"),
+        (
+            "waivers:\n  - {fingerprint: 0123abcd, owner: a, reason: b, expires: 2099-01-01}\n",
+            "waivers.0.fingerprint: String should match pattern",
+        ),
         ("- just\n- a list\n", "expected a mapping at the top level"),
         ("checks: [unclosed\n", "not valid YAML"),
     ],
@@ -44,7 +48,8 @@ def test_missing_policy_file_is_a_clear_error(tmp_path) -> None:
 def test_digest_ignores_waivers_but_not_thresholds() -> None:
     base = parse_policy("")
     waived = parse_policy(
-        "waivers:\n  - {fingerprint: abcdef0123, owner: a, reason: b, expires: 2099-01-01}\n"
+        "waivers:\n  - {fingerprint: 0123456789abcdef0123456789abcdef, owner: a, reason: b, "
+        "expires: 2099-01-01}\n"
     )
     stricter = parse_policy("checks:\n  label_noise:\n    max_noise_rate: 0.01\n")
     assert base.digest == waived.digest
@@ -76,3 +81,9 @@ def test_per_model_blocking_line() -> None:
     assert policy.verdict([_finding("high")], "lenient") == "passed"
     assert policy.verdict([_finding("high")], "other") == "blocked"
     assert policy.verdict([_finding("medium")], "other") == "passed"
+
+
+def test_a_model_section_without_its_own_line_keeps_the_policy_wide_line() -> None:
+    policy = parse_policy("blocking_severity: medium\nmodels:\n  demo:\n    owner: team\n")
+    assert policy.blocking_line("demo") == Severity.MEDIUM
+    assert policy.verdict([_finding("medium")], "demo") == "blocked"

@@ -6,6 +6,7 @@ The MLmodel file is parsed with a safe YAML loader; nothing in the artifact is i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -27,8 +28,24 @@ ALLOWED_FILES = {
     "registered_model_meta",
 }
 SAFE_FORMATS = {"skops"}
-# Types the load guard trusts in a skops file; anything else is refused.
-TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+# Types beyond skops' own defaults (scikit-learn estimators, builtins) that a model may contain,
+# by exact name. Anything else, callables included, is refused: skops constructs what it is told
+# to trust, so a prefix such as "numpy." would admit functions that run code.
+EXTRA_TRUSTED_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
+
+
+def untrusted_skops_types(data: bytes) -> list[str]:
+    """Types in a skops file outside skops' defaults and EXTRA_TRUSTED_TYPES, read from its schema
+    without constructing anything."""
+    import skops.io
+
+    return [t for t in skops.io.get_untrusted_types(data=data) if t not in EXTRA_TRUSTED_TYPES]
 
 
 def scan_sklearn_artifact(root: Path, *, subject_identity: str, subject: dict | None = None) -> list[Finding]:
@@ -105,9 +122,7 @@ def scan_sklearn_artifact(root: Path, *, subject_identity: str, subject: dict | 
                 serialization_format=fmt,
             )
         )
-    foreign = [
-        t for t in sklearn.get("skops_trusted_types") or [] if not str(t).startswith(TRUSTED_MODULE_PREFIXES)
-    ]
+    foreign = [t for t in sklearn.get("skops_trusted_types") or [] if t not in EXTRA_TRUSTED_TYPES]
     if foreign:
         found.append(
             finding(
@@ -129,13 +144,43 @@ def scan_sklearn_artifact(root: Path, *, subject_identity: str, subject: dict | 
                 code=sklearn["code"],
             )
         )
-    if sklearn.get("pickled_model") and sklearn["pickled_model"] not in files:
+    model_file = sklearn.get("pickled_model")
+    if model_file and model_file not in files:
         found.append(
             finding(
                 Severity.CRITICAL,
                 "model_file_missing",
-                f"Model file {sklearn['pickled_model']!r} named in MLmodel is missing",
+                f"Model file {model_file!r} named in MLmodel is missing",
                 "Re-register the version from a complete MLflow model directory.",
             )
         )
+    elif model_file and fmt in SAFE_FORMATS:
+        found += _audit_skops(root / model_file, finding)
     return found
+
+
+def _audit_skops(path: Path, finding: Callable[..., Finding]) -> list[Finding]:
+    """Static audit of a skops file's schema: every type it would construct must be trusted."""
+    try:
+        foreign = untrusted_skops_types(path.read_bytes())
+    except Exception as exc:  # noqa: BLE001 - a corrupt archive is a finding, not a crash
+        return [
+            finding(
+                Severity.CRITICAL,
+                "model_file_unreadable",
+                f"Model file {path.name} is not a readable skops archive: {type(exc).__name__}: {exc}",
+                "Re-register the version from a complete MLflow model directory.",
+            )
+        ]
+    if not foreign:
+        return []
+    return [
+        finding(
+            Severity.CRITICAL,
+            "untrusted_types",
+            f"Model file refers to types outside the trust list: {', '.join(foreign)}",
+            "Only scikit-learn models made of standard estimators are accepted; anything "
+            "else could run code when loaded.",
+            types=foreign,
+        )
+    ]

@@ -41,17 +41,40 @@ def load_suite(path: str | Path) -> dict[str, Any]:
         raise SuiteError(f"{path}: not a readable JSON suite ({exc})") from None
     if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
         raise SuiteError(f"{path}: expected an object with an 'expectations' list")
+    seen: dict[str, int] = {}
     for i, exp in enumerate(suite["expectations"]):
         if not isinstance(exp, dict) or not isinstance(exp.get("type"), str):
             raise SuiteError(f"{path}: expectation {i} has no 'type'")
+        if not _known_expectation(exp["type"]):
+            raise SuiteError(f"{path}: expectation {i}: unknown expectation type {exp['type']!r}")
         severity = (exp.get("meta") or {}).get("severity")
         if severity is not None:
             try:
                 Severity.parse(severity)
             except ValueError as exc:
                 raise SuiteError(f"{path}: expectation {i}: {exc}") from None
+        key = _expectation_key(exp)
+        if key in seen:  # GX keeps only one expectation per type and column: the other would vanish
+            raise SuiteError(f"{path}: expectation {i} repeats expectation {seen[key]} ({key}); merge them")
+        seen[key] = i
     suite.setdefault("name", path.stem)
     return suite
+
+
+def _known_expectation(name: str) -> bool:
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    try:
+        get_expectation_impl(name)
+    except Exception:  # noqa: BLE001 - GX raises its own not-found error type
+        return False
+    return True
+
+
+def _expectation_key(exp: dict[str, Any]) -> str:
+    kwargs = exp.get("kwargs") or {}
+    column = kwargs.get("column") or ",".join(map(str, kwargs.get("column_list") or []))
+    return f"{exp['type']}:{column}"
 
 
 def _gx_validate(df: pd.DataFrame, suite: dict[str, Any]) -> list:
@@ -112,7 +135,7 @@ def validate_suite(
             continue
         config = result.expectation_config
         kwargs = dict(config.kwargs)
-        column = kwargs.get("column") or ",".join(kwargs.get("column_list", []) or [])
+        column = kwargs.get("column") or ",".join(map(str, kwargs.get("column_list") or []))
         error = _raised(result)
         details = result.result or {}
         evidence: dict[str, Any] = {"expectation": config.type, "kwargs": kwargs}

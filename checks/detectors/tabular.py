@@ -117,15 +117,21 @@ def preprocessor(features: pd.DataFrame) -> ColumnTransformer:
 
 def make_estimator(name: str, seed: int = 0) -> ClassifierMixin:
     """The named scikit-learn classifier with mlgate's defaults (a table, not an if-chain)."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
 
     table = {
         "logistic_regression": lambda: LogisticRegression(max_iter=2000),
         "random_forest": lambda: RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1),
         "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(random_state=seed),
         "knn": lambda: KNeighborsClassifier(n_neighbors=10),
+        # RBF SVM with temperature-scaled probabilities (5-fold calibration inside each training
+        # fold; needs scikit-learn >= 1.8). Best label-noise detection in bench/RESULTS.md, but
+        # kernel cost grows ~quadratically with rows (about 40 s of out-of-fold work at 10k rows).
+        "svc": lambda: CalibratedClassifierCV(SVC(), method="temperature"),
     }
     if name not in table:
         raise DataError(f"unknown estimator {name!r} (expected one of: {', '.join(table)})")
