@@ -68,3 +68,40 @@ def test_passing_version_is_not_promoted_over_a_newer_champion_or_when_auto_prom
     assert env.retrain().success and env.scan("demo", 1).success
     assert env.champion("demo") is None
     assert [d["action"] for d in env.store.decisions_for("demo", "1") if d["action"] != "verdict"] == ["hold"]
+
+
+def test_an_older_version_that_passes_is_held_not_promoted(env) -> None:
+    assert env.retrain().success and env.retrain(estimator="random_forest").success
+    assert env.scan("demo", 2).success and env.champion("demo") == "2"
+    assert env.scan("demo", 1).success
+    assert env.champion("demo") == "2"
+    [hold] = [d for d in env.store.decisions_for("demo", "1") if d["action"] == "hold"]
+    assert "already holds v2" in hold["reason"]
+
+
+def test_deployment_refuses_when_the_champion_moved_since_the_comparison(env) -> None:
+    assert env.retrain().success and env.retrain().success
+    # both scanned before either is promoted: each was compared with no champion
+    assert env.scan("demo", 1, only=["model_version", "model_evaluation"]).success
+    assert env.scan("demo", 2, only=["model_version", "model_evaluation"]).success
+    assert env.scan("demo", 1, only=["deployment"]).success and env.champion("demo") == "1"
+    reason = _refused(env, env.scan("demo", 2, only=["deployment"]), "2")
+    assert "compared with no champion" in reason and "rescan" in reason
+    assert env.scan("demo", 2).success, "a fresh scan compares with v1 and may then promote"
+    assert env.champion("demo") == "2"
+
+
+def test_a_model_that_fails_to_load_at_evaluation_is_blocked_with_a_critical_finding(env) -> None:
+    from pipelines.storage import load_version
+
+    assert env.retrain().success
+    assert env.scan("demo", 1, only=["model_version"]).success
+    snapshot = load_version(env.settings.cache_dir, env.settings.registry_uri, "demo", "1")
+    cached = Path(snapshot.artifact_dir) / "model.skops"
+    cached.write_bytes(b"tampered")
+    assert not env.scan("demo", 1, only=["model_evaluation"]).success
+    tags = env.version_tags("demo", 1)
+    assert tags["mlgate.verdict"] == "blocked" and tags["mlgate.findings.critical"] == "1"
+    result = env.store.checks_of(env.store.latest_scan("model_version", model_name="demo")["id"])
+    assert result["performance"].status == "error"
+    assert "no longer match the scanned digest" in result["performance"].findings[0].title

@@ -74,13 +74,6 @@ def test_label_noise_rows_are_file_positions_when_some_labels_are_missing() -> N
     assert len(set(finding.evidence["rows"]) & set(flipped.tolist())) >= 0.8 * len(flipped)
 
 
-def test_fingerprint_survives_a_retrain_and_a_cleansed_copy() -> None:
-    first, _ = _flip(_blobs(seed=0), 0.10, seed=0)
-    second, _ = _flip(_blobs(seed=0), 0.12, seed=3)
-    [a], [b] = _noise_findings(first), _noise_findings(second)
-    assert a.fingerprint == b.fingerprint and a.evidence["rows"] != b.evidence["rows"]
-
-
 def test_continuous_target_is_rejected() -> None:
     df = pd.DataFrame({"x": range(100), "label": np.linspace(0, 1, 100) + 0.5})
     with pytest.raises(DataError, match="continuous"):
@@ -129,6 +122,39 @@ def test_drafted_suite_keeps_key_columns_unique() -> None:
     [finding] = validate_suite(duplicated, suite, subject_identity="m:blobs")
     assert finding.evidence["expectation"] == "expect_column_values_to_be_unique"
     assert finding.evidence["rows"] == [7, 10, 40]
+
+
+def test_suite_files_are_validated(tmp_path: Path) -> None:
+    from checks.detectors.data_quality import SuiteError, load_suite
+
+    def write(expectations: list) -> Path:
+        path = tmp_path / "suite.json"
+        path.write_text(json.dumps({"name": "s", "expectations": expectations}))
+        return path
+
+    between = {"type": "expect_column_values_to_be_between", "kwargs": {"column": "x", "min_value": 0}}
+    with pytest.raises(SuiteError, match="expectation 1 repeats expectation 0"):
+        load_suite(write([between, {**between, "kwargs": {"column": "x", "max_value": 9}}]))
+    with pytest.raises(SuiteError, match="unknown expectation type 'expect_magic'"):
+        load_suite(write([{"type": "expect_magic", "kwargs": {}}]))
+    with pytest.raises(SuiteError, match="unknown severity"):
+        load_suite(write([{**between, "meta": {"severity": "urgent"}}]))
+    assert load_suite(write([between]))["name"] == "s"
+
+
+def test_snapshot_digest_covers_label_and_holdout(tmp_path: Path) -> None:
+    from pipelines.storage import load_dataset, save_dataset
+
+    df = _blobs(50)
+    a = save_dataset(tmp_path, df, name="d", label="label", source="x", holdout_rows=[1, 2])
+    b = save_dataset(tmp_path, df, name="d", label="label", source="x", holdout_rows=[3, 4])
+    c = save_dataset(tmp_path, df, name="d", label="f0", source="x", holdout_rows=[1, 2])
+    assert len({a.digest, b.digest, c.digest}) == 3
+    assert load_dataset(tmp_path, b.digest).holdout_rows == [3, 4]
+    assert (
+        save_dataset(tmp_path, df, name="d", label="label", source="x", holdout_rows=[2, 1]).digest
+        == a.digest
+    )
 
 
 def test_baseline_contract() -> None:

@@ -89,3 +89,88 @@ def test_pickled_artifact_is_blocked_without_ever_being_loaded(env, tmp_path) ->
     with pytest.raises(UntrustedModelError, match="artifact-safety check failed"):
         load_verified_model(env.store, _snapshot(env, version))
     assert not canary.exists()
+
+
+def malicious_skops(base: bytes, code: str) -> bytes:
+    """A skops archive whose schema makes skops call a NumPy helper that executes `code`."""
+    import io
+    import json
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(base))
+    schema = json.loads(source.read("schema.json"))
+
+    def text(value: str) -> dict:
+        return {
+            "__class__": "str",
+            "__module__": "builtins",
+            "__loader__": "JsonNode",
+            "content": json.dumps(value),
+            "is_json": True,
+            "__id__": 9_000_001,
+        }
+
+    empty = {
+        "__class__": "dict",
+        "__module__": "builtins",
+        "__loader__": "DictNode",
+        "content": {},
+        "key_types": {
+            "__class__": "list",
+            "__module__": "builtins",
+            "__loader__": "ListNode",
+            "content": [],
+            "__id__": 9_000_002,
+        },
+        "__id__": 9_000_003,
+    }
+    attrs = schema["content"]
+    attrs["content"]["payload"] = {
+        "__class__": "runstring",
+        "__module__": "numpy.testing._private.utils",
+        "__loader__": "ConstructorFromReduceNode",
+        "__id__": 9_000_004,
+        "content": {
+            "__class__": "tuple",
+            "__module__": "builtins",
+            "__loader__": "TupleNode",
+            "content": [text(code), empty],
+            "__id__": 9_000_005,
+        },
+    }
+    attrs["key_types"]["content"].append(
+        {"__class__": "str", "__module__": "builtins", "__loader__": "TypeNode", "__id__": 9_000_006}
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.namelist():
+            data = json.dumps(schema) if item == "schema.json" else source.read(item)
+            target.writestr(item, data)
+    return out.getvalue()
+
+
+def test_skops_payload_is_caught_by_the_static_scan_and_never_runs(env, tmp_path) -> None:
+    import skops.io
+
+    df = pd.read_csv(BUNDLED)
+    features = df.drop(columns=["diagnosis"])
+    model = LogisticRegression(max_iter=3000).fit(features, df["diagnosis"])
+    canary = tmp_path / "canary.txt"
+    payload = malicious_skops(skops.io.dumps(model), f"open({str(canary)!r}, 'w').write('ran')")
+    skops.io.loads(payload, trusted=skops.io.get_untrusted_types(data=payload))
+    assert canary.exists(), "the payload is live: trusting what the file asks for runs it"
+    canary.unlink()
+
+    version = register_external(env, model, features)
+    source = env.client.get_model_version("demo", version).source.removeprefix("models:/")
+    [artifact] = [p for p in Path(env.settings.artifact_root).rglob("model.skops") if source in str(p)]
+    artifact.write_bytes(payload)  # swapped in the artifact store before anyone scanned it
+    assert not env.scan("demo", version).success
+    assert not canary.exists(), "the artifact was deserialised"
+    stored = env.store.checks_of(env.store.latest_scan("model_version", model_name="demo")["id"])
+    [finding] = [f for f in stored["artifact_safety"].findings if f.key == "untrusted_types"]
+    assert finding.severity.label == "critical"
+    assert "numpy.testing._private.utils.runstring" in finding.evidence["types"]
+    with pytest.raises(UntrustedModelError):
+        load_verified_model(env.store, _snapshot(env, version))
+    assert not canary.exists()

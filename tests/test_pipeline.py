@@ -79,6 +79,14 @@ def test_poisoned_retrain_is_blocked_before_training(env) -> None:
 def test_data_results_are_reused_for_the_same_snapshot(env) -> None:
     assert env.retrain().success
     assert env.retrain().success
+    assert env.scan("demo", 1).success and env.scan("demo", 2).success
+    # the same weakness on the next retrain keeps its fingerprint (no version, digest or run in it)
+    v1, v2 = (_report(env.version_tags("demo", v)) for v in (1, 2))
+
+    def fingerprints(report: dict) -> set[str]:
+        return {f["fingerprint"] for f in report["findings"] if f["check"] != "performance"}
+
+    assert fingerprints(v1) and fingerprints(v1) == fingerprints(v2)
     scans = env.store.list_findings(model_name="demo")
     data_scans = {r["scan_id"] for r in scans if r["kind"] == "dataset"}
     assert len(data_scans) == 1, "same digest, policy and detectors: one stored data scan"
