@@ -93,26 +93,12 @@ def test_store_roundtrip_and_idempotent_migration(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'f.db'}"
     store = FindingsStore(url)
     FindingsStore(url)  # second open: migration is a no-op
-    scan = store.open_scan(
-        "model_version",
-        policy_digest="p",
-        detector_versions="d",
-        run_id="r1",
-        registry_uri="sqlite://x",
-        model_name="m",
-        version="1",
-        artifact_digest="a",
+    subject = dict(registry_uri="sqlite://x", model_name="m", version="1", artifact_digest="a")
+    scan = store.open_scan("model_version", policy_digest="p", detector_versions="d", run_id="r1", **subject)
+    same_run = store.open_scan(
+        "model_version", policy_digest="p", detector_versions="d", run_id="r1", **subject
     )
-    assert scan == store.open_scan(
-        "model_version",
-        policy_digest="p",
-        detector_versions="d",
-        run_id="r1",
-        registry_uri="sqlite://x",
-        model_name="m",
-        version="1",
-        artifact_digest="a",
-    )
+    assert scan == same_run, "two gate steps of one run write into one scan"
     store.record_check(
         scan,
         check_name="label_noise",
