@@ -59,7 +59,7 @@ def audit_predictions(training_data: DatasetSnapshot, policy: PolicyResource) ->
     """Out-of-fold probabilities from the policy's detection model, computed once per snapshot."""
     config = policy.load().detection_model
     try:
-        audit = compute_audit_predictions(training_data, config.estimator, config.max_folds, config.seed)
+        audit = compute_audit_predictions(training_data, config)
     except DataError as exc:
         raise dg.Failure(description=f"{training_data.source}: {exc}") from None
     return dg.Output(

@@ -151,7 +151,7 @@ def _data_check_fn(name: str, dataset: DatasetSnapshot, policy: Policy) -> Check
 
     def label_noise(progress: dict[str, Any]) -> list[Finding]:
         config = policy.detection_model
-        audit = compute_audit_predictions(dataset, config.estimator, config.max_folds, config.seed)
+        audit = compute_audit_predictions(dataset, config)
         check = label_noise_check(
             np.asarray(audit.labels),
             audit.probabilities(),

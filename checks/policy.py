@@ -15,7 +15,9 @@ from checks.findings import Finding, Severity
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
 
-DetectionEstimator = Literal["logistic_regression", "random_forest", "hist_gradient_boosting", "knn"]
+DetectionEstimator = Literal[
+    "auto", "svc", "logistic_regression", "random_forest", "hist_gradient_boosting", "knn"
+]
 Metric = Literal["accuracy", "balanced_accuracy", "f1_macro"]
 
 
@@ -68,7 +70,8 @@ class ChecksConfig(_Strict):
 class DetectionModelConfig(_Strict):
     """The fast model whose out-of-fold probabilities feed label-noise and poisoning checks."""
 
-    estimator: DetectionEstimator = "logistic_regression"
+    estimator: DetectionEstimator = "auto"
+    kernel_max_rows: int = Field(10_000, ge=1)  # `auto` uses the SVM up to this many labelled rows
     max_folds: int = Field(5, ge=2, le=20)
     seed: int = 0
 

@@ -87,6 +87,7 @@ def scan_data(
                 estimator=config.estimator,
                 max_folds=config.max_folds,
                 seed=config.seed,
+                kernel_max_rows=config.kernel_max_rows,
             )
         except DataError as exc:
             raise CheckNotRun(

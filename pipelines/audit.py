@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from checks.detectors.tabular import out_of_fold_probabilities, prepare
+from checks.policy import DetectionModelConfig
 from pipelines.storage import DatasetSnapshot, write_json_atomic
 
 
@@ -30,18 +31,21 @@ class AuditPredictions:
         return np.load(self.path)
 
 
-def compute_audit_predictions(
-    snapshot: DatasetSnapshot, estimator: str, max_folds: int, seed: int
-) -> AuditPredictions:
+def compute_audit_predictions(snapshot: DatasetSnapshot, config: DetectionModelConfig) -> AuditPredictions:
     """Compute (or reuse from disk) the detection model's out-of-fold probabilities."""
-    key = f"{estimator}-f{max_folds}-s{seed}"
+    key = f"{config.estimator}-k{config.kernel_max_rows}-f{config.max_folds}-s{config.seed}"
     base = Path(snapshot.directory)
     probs_path, meta_path = base / f"oof-{key}.npy", base / f"oof-{key}.json"
     if probs_path.is_file() and meta_path.is_file():
         return AuditPredictions(**json.loads(meta_path.read_text()))
     prepared = prepare(snapshot.frame(), snapshot.label)
     probs = out_of_fold_probabilities(
-        prepared.features, prepared.labels, estimator=estimator, max_folds=max_folds, seed=seed
+        prepared.features,
+        prepared.labels,
+        estimator=config.estimator,
+        max_folds=config.max_folds,
+        seed=config.seed,
+        kernel_max_rows=config.kernel_max_rows,
     )
     audit = AuditPredictions(
         snapshot.digest,

@@ -36,6 +36,8 @@ EXTRA_TRUSTED_TYPES = frozenset(
         "numpy.dtype",
         "sklearn.tree._tree.Tree",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._TemperatureScaling",
     }
 )
 

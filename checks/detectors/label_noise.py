@@ -36,7 +36,7 @@ def find_label_noise(
     Method: cleanlab's confident joint (computed once) drives both the noise-rate estimate and
     the prune-by-noise-rate filter.
     """
-    from cleanlab.count import compute_confident_joint, num_label_issues
+    from cleanlab.count import compute_confident_joint, estimate_joint
     from cleanlab.filter import find_label_issues
 
     labels = np.asarray(labels)
@@ -45,10 +45,9 @@ def find_label_noise(
         return []
     joint = compute_confident_joint(labels, pred_probs)
     flagged = find_label_issues(labels, pred_probs, confident_joint=joint, n_jobs=1)
-    noise_rate = (
-        num_label_issues(labels, pred_probs, confident_joint=joint, estimation_method="off_diagonal_custom")
-        / n
-    )
+    # cleanlab's own estimate (num_label_issues, off-diagonal), from the joint computed above
+    joint_distribution = estimate_joint(labels, pred_probs, confident_joint=joint)
+    noise_rate = float(np.rint((1.0 - joint_distribution.trace()) * n)) / n
     if not flagged.any():
         return []
     positions = np.arange(n) if row_positions is None else np.asarray(row_positions)

@@ -147,13 +147,30 @@ def fold_count(labels: np.ndarray, max_folds: int = 5) -> int:
     return int(min(max_folds, np.bincount(labels).min()))
 
 
+def detection_estimator(name: str, rows: int, kernel_max_rows: int = 10_000) -> str:
+    """Resolve `auto`: the calibrated RBF SVM (best label-noise F1 in bench/RESULTS.md) up to
+    `kernel_max_rows` rows, where its roughly quadratic cost stays under a minute here; beyond
+    that, logistic regression, which scales linearly."""
+    if name != "auto":
+        return name
+    return "svc" if rows <= kernel_max_rows else "logistic_regression"
+
+
 def out_of_fold_probabilities(
-    features: pd.DataFrame, labels: np.ndarray, *, estimator: str, max_folds: int = 5, seed: int = 0
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    *,
+    estimator: str,
+    max_folds: int = 5,
+    seed: int = 0,
+    kernel_max_rows: int = 10_000,
 ) -> np.ndarray:
     """Class probabilities for every row from a model that never saw that row (stratified K-fold).
 
+    `estimator` names an entry of `make_estimator`'s table, or `auto` (see detection_estimator).
     Raises DataError when a class has fewer than two rows (no fold split is possible).
     """
+    estimator = detection_estimator(estimator, len(labels), kernel_max_rows)
     if len(np.unique(labels)) < 2:
         raise DataError("need at least two classes to estimate label noise")
     folds = fold_count(labels, max_folds)
