@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from checks.catalog import BY_NAME
-from checks.findings import ERROR, Finding
+from checks.findings import ERROR, FAILED, PASSED, WARNED
 from checks.policy import Policy
 from checks.runner import CheckFn, CheckOutcome, run_check, settle_status
 from checks.store import FindingsStore, StoredCheck
@@ -66,18 +67,18 @@ def execute_checks(
 
 
 def reuse(stored: StoredCheck, policy: Policy, model_name: str | None) -> CheckOutcome:
-    """A stored result as an outcome, re-judged against the current waivers."""
-    import datetime as dt
+    """A stored result as an outcome, re-judged against the current waivers.
 
-    findings: list[Finding] = stored.findings
+    A detector that finished is settled again (passed/warned/failed depend on waivers); error,
+    timeout and not_run keep their status.
+    """
+    finished = stored.status in (PASSED, WARNED, FAILED)
     outcome = CheckOutcome(
         stored.check_name,
         stored.stage,
-        stored.status,
-        findings,
+        PASSED if finished else stored.status,
+        stored.findings,
         dt.datetime.now(dt.UTC),
         {**stored.detail, "reused": True},
     )
-    if stored.status in ("failed", "warned"):
-        outcome.status = "passed"
     return settle(outcome, policy, model_name)

@@ -20,10 +20,11 @@ class Outcome:
     verdict: str  # passed | blocked
     report: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    completed: bool = True  # False when a step after a passing verdict failed (e.g. a refusal)
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict == "passed" else 1
+        return 0 if self.verdict == "passed" and self.completed else 1
 
 
 def _environment(policy_path: str | None):
@@ -216,7 +217,7 @@ def run(
     notes += [f"deployment: {d['action']}: {d['reason']}" for d in decisions if d["action"] != "verdict"]
     alias = load_policy(settings.policy_path).for_model(candidate["name"]).alias
     notes.append(f"{alias} -> v{_alias(client, candidate['name'], alias) or '(none)'}")
-    return Outcome(report["verdict"], report, notes)
+    return Outcome(report["verdict"], report, notes, completed=scan.success)
 
 
 def _alias(client, name: str, alias: str) -> str | None:
