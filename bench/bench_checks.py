@@ -3,16 +3,16 @@
 For each size (default 100k and 1M rows) it builds seeded synthetic tabular data: sklearn's bundled
 breast_cancer resampled with 1% multiplicative jitter plus a text label column, then drafts a suite
 from the clean frame and injects a few out-of-range values, a few nulls and ~5% label flips. It
-times, best of N:
+times, best of N interleaved rounds after one warm-up call each:
 
-  (a) mlgate data quality: `execute_checks` + `data_quality_check` (the path the pipeline runs);
-  (b) the same suite run directly through GX Core (ephemeral context, pandas datasource,
-      whole-dataframe batch, `ValidationDefinition.run`, result_format COMPLETE);
-  (c) mlgate label noise: `execute_checks` + `label_noise_check` on synthetic probabilities;
-  (d) `cleanlab.filter.find_label_issues(labels, pred_probs, n_jobs=1)` on the same inputs;
-  (c*) (c) with the change proposed for `label_noise.py` (noise rate from `estimate_joint` on the
-      already computed confident joint instead of `num_label_issues`, which revalidates every
-      label in Python), applied by patching `cleanlab.count.num_label_issues` for the run only.
+  - data quality, mlgate: `execute_checks` + `data_quality_check` (the path the pipeline runs),
+    against the same suite run directly through GX Core (ephemeral context, pandas datasource,
+    whole-dataframe batch, `ValidationDefinition.run`, result_format COMPLETE);
+  - label noise, mlgate: `execute_checks` + `label_noise_check` on synthetic probabilities,
+    against `cleanlab.filter.find_label_issues(labels, pred_probs, n_jobs=1)` on the same inputs.
+
+Each pair must give the same answer (findings = failed expectations; flagged rows = flagged rows);
+the table shows both counts and the script exits non-zero when they differ.
 
 Run from the repo root: `.venv/bin/python bench/bench_checks.py [--rows 100000 1000000] [--repeat 5]`.
 """
@@ -20,7 +20,6 @@ Run from the repo root: `.venv/bin/python bench/bench_checks.py [--rows 100000 1
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import gc
 import json
@@ -29,7 +28,7 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,10 @@ import pandas as pd
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from checks.detectors.data_quality import draft_suite  # noqa: E402
-from checks.gate import execute_checks  # noqa: E402
-from checks.policy import Policy, parse_policy  # noqa: E402
-from checks.stage_checks import data_quality_check, label_noise_check  # noqa: E402
+from checks.detectors.data_quality import draft_suite
+from checks.gate import execute_checks
+from checks.policy import Policy, parse_policy
+from checks.stage_checks import data_quality_check, label_noise_check
 
 LABEL = "diagnosis"
 IDENTITY = "bench/breast_cancer_synthetic"
@@ -87,7 +86,7 @@ def make_workload(rows: int, seed: int = 0) -> Workload:
 
     dirty = clean.copy()
     dirty.loc[rng.choice(rows, 5, replace=False), "mean radius"] = 1e4  # out of range
-    dirty.loc[rng.choice(rows, 3, replace=False), "worst area"] = -1.0  # out of range
+    dirty.loc[rng.choice(rows, 3, replace=False), "worst area"] = -1e5  # out of range
     dirty.loc[rng.choice(rows, 2, replace=False), "mean texture"] = np.nan  # null in a non-null column
     flipped = rng.random(rows) < FLIP_RATE
     noisy_codes = np.where(flipped, 1 - true_codes, true_codes)
@@ -104,11 +103,11 @@ def make_workload(rows: int, seed: int = 0) -> Workload:
     return Workload(rows, clean, dirty, suite, labels, probs, flipped)
 
 
-# ---------------------------------------------------------------- the four contenders
+# ---------------------------------------------------------------- the contenders
 
 
 def run_mlgate_data_quality(work: Workload, policy: Policy) -> int:
-    """(a) Returns the number of findings; raises if the check did not complete."""
+    """mlgate's data-quality check; returns the number of findings, raises if it did not complete."""
     subject = {"dataset": "bench", "rows": work.rows}
     fn = data_quality_check(work.dirty, LABEL, work.suite, policy, identity=IDENTITY, subject=subject)
     (outcome,) = execute_checks(
@@ -120,7 +119,7 @@ def run_mlgate_data_quality(work: Workload, policy: Policy) -> int:
 
 
 def run_direct_gx(work: Workload) -> int:
-    """(b) The same suite through GX Core directly; returns the number of failed expectations."""
+    """The same suite through GX Core directly; returns the number of failed expectations."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -146,7 +145,7 @@ def run_direct_gx(work: Workload) -> int:
 
 
 def run_mlgate_label_noise(work: Workload, policy: Policy) -> int:
-    """(c) Returns the number of flagged rows; raises if the check did not complete."""
+    """mlgate's label-noise check; returns the number of flagged rows, raises if it did not complete."""
     subject = {"dataset": "bench", "rows": work.rows}
     fn = label_noise_check(
         work.labels, work.probs, np.arange(work.rows), policy, identity=IDENTITY, subject=subject
@@ -160,35 +159,10 @@ def run_mlgate_label_noise(work: Workload, policy: Policy) -> int:
 
 
 def run_direct_cleanlab(work: Workload) -> int:
-    """(d) Returns the number of flagged rows."""
+    """cleanlab directly; returns the number of flagged rows."""
     from cleanlab.filter import find_label_issues
 
     return int(find_label_issues(work.labels, work.probs, n_jobs=1).sum())
-
-
-@contextlib.contextmanager
-def proposed_noise_rate() -> Iterator[None]:
-    """Temporarily make `num_label_issues(..., confident_joint=J, 'off_diagonal_custom')` skip its
-    input revalidation: exactly the proposed label_noise.py change (estimate_joint on J)."""
-    import cleanlab.count as count
-
-    original = count.num_label_issues
-
-    def fast(labels: np.ndarray, pred_probs: np.ndarray, *, confident_joint: np.ndarray, **_: Any) -> int:
-        joint = count.estimate_joint(labels, pred_probs, confident_joint=confident_joint)
-        return int(np.rint((1.0 - joint.trace()) * len(labels)))
-
-    count.num_label_issues = fast
-    try:
-        yield
-    finally:
-        count.num_label_issues = original
-
-
-def run_mlgate_label_noise_proposed(work: Workload, policy: Policy) -> int:
-    """(c*) (c) with the proposed label_noise.py change."""
-    with proposed_noise_rate():
-        return run_mlgate_label_noise(work, policy)
 
 
 # ---------------------------------------------------------------- measurement
@@ -224,30 +198,48 @@ class Timing:
     result: int  # findings / failed expectations / flagged rows, for a same-answer check
 
 
-def measure(name: str, rows: int, fn: Callable[[], int], repeat: int) -> Timing:
-    """Warm up once (imports, GX's first context), then time `repeat` calls."""
+def _timed_call(fn: Callable[[], int]) -> tuple[float, float | None, int]:
+    """One call: (seconds, peak RSS above the starting RSS in MiB or None, result)."""
+    gc.collect()
+    can_reset = _reset_peak_rss()
+    before = _status_kib("VmRSS")
+    start = time.perf_counter()
     result = fn()
-    runs, peaks = [], []
+    seconds = time.perf_counter() - start
+    peak = _status_kib("VmHWM")
+    extra = (peak - before) / 1024 if can_reset and before is not None and peak is not None else None
+    return seconds, extra, result
+
+
+def measure(contenders: dict[str, Callable[[], int]], rows: int, repeat: int) -> dict[str, Timing]:
+    """Warm each contender up once (imports, GX's first context), then time `repeat` rounds.
+
+    Rounds are interleaved (a, b, ..., a, b, ...) so that drift on the machine hits every
+    contender alike; each call must return the same result as its warm-up.
+    """
+    expected = {name: fn() for name, fn in contenders.items()}
+    runs: dict[str, list[float]] = {name: [] for name in contenders}
+    peaks: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeat):
-        gc.collect()
-        can_reset = _reset_peak_rss()
-        before = _status_kib("VmRSS")
-        start = time.perf_counter()
-        if fn() != result:
-            raise RuntimeError(f"{name}: result changed between runs")
-        runs.append(time.perf_counter() - start)
-        peak = _status_kib("VmHWM")
-        if can_reset and before is not None and peak is not None:
-            peaks.append((peak - before) / 1024)
-    return Timing(
-        name,
-        rows,
-        min(runs),
-        statistics.median(runs),
-        runs,
-        max(peaks) if peaks else None,
-        result,
-    )
+        for name, fn in contenders.items():
+            seconds, extra, result = _timed_call(fn)
+            if result != expected[name]:
+                raise RuntimeError(f"{name}: result changed between runs ({expected[name]} -> {result})")
+            runs[name].append(seconds)
+            if extra is not None:
+                peaks[name].append(extra)
+    return {
+        name: Timing(
+            name,
+            rows,
+            min(runs[name]),
+            statistics.median(runs[name]),
+            runs[name],
+            max(peaks[name]) if peaks[name] else None,
+            expected[name],
+        )
+        for name in contenders
+    }
 
 
 def environment() -> dict[str, Any]:
@@ -270,15 +262,37 @@ def environment() -> dict[str, Any]:
     }
 
 
+# (comparison, mlgate contender, direct contender): the rows of the summary table, per size
+COMPARISONS = [
+    ("data quality", "mlgate_data_quality", "gx_direct"),
+    ("label noise", "mlgate_label_noise", "cleanlab_direct"),
+]
+TABLE_HEAD = [
+    "| comparison | rows | mlgate best (s) | direct best (s) | ratio | goal <= 1.2 "
+    "| mlgate median (s) | direct median (s) | mlgate peak +MiB | direct peak +MiB "
+    "| answer mlgate / direct |",
+    "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
+]
+
+
+def _mib(value: float | None) -> str:
+    return f"{value:.0f}" if value is not None else "n/a"
+
+
 def ratio_row(label: str, mlgate: Timing, direct: Timing) -> str:
+    """One markdown row: best-of-N times, their ratio and the goal verdict, medians, peak RSS and
+    both answers (they must be equal)."""
     ratio = mlgate.best_s / direct.best_s
     verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
+    answers = f"{mlgate.result:,} / {direct.result:,}" + ("" if mlgate.result == direct.result else " DIFFER")
     return (
-        f"| {label} | {mlgate.rows:,} | {mlgate.best_s:.3f} | {direct.best_s:.3f} | {ratio:.2f} | {verdict} |"
+        f"| {label} | {mlgate.rows:,} | {mlgate.best_s:.3f} | {direct.best_s:.3f} | {ratio:.3f} | {verdict} "
+        f"| {mlgate.median_s:.3f} | {direct.median_s:.3f} "
+        f"| {_mib(mlgate.peak_extra_mib)} | {_mib(direct.peak_extra_mib)} | {answers} |"
     )
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per contender (best of N)")
@@ -290,10 +304,8 @@ def main() -> None:
     env = environment()
     print(json.dumps(env, indent=2))
     timings: list[Timing] = []
-    table = [
-        "| comparison | rows | mlgate best (s) | direct best (s) | ratio | goal <= 1.2 |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
+    table = list(TABLE_HEAD)
+    differ = []
     for rows in args.rows:
         start = time.perf_counter()
         work = make_workload(rows, args.seed)
@@ -301,38 +313,33 @@ def main() -> None:
             f"\n{rows:,} rows: data built in {time.perf_counter() - start:.1f}s; "
             f"{len(work.suite['expectations'])} expectations; {int(work.flipped.sum()):,} labels flipped"
         )
-        contenders: list[tuple[str, Callable[[], int]]] = [
-            ("a_mlgate_data_quality", lambda w=work: run_mlgate_data_quality(w, policy)),
-            ("b_direct_gx", lambda w=work: run_direct_gx(w)),
-            ("c_mlgate_label_noise", lambda w=work: run_mlgate_label_noise(w, policy)),
-            ("d_direct_cleanlab", lambda w=work: run_direct_cleanlab(w)),
-            ("c*_mlgate_label_noise_proposed", lambda w=work: run_mlgate_label_noise_proposed(w, policy)),
-        ]
-        measured = {name: measure(name, rows, fn, args.repeat) for name, fn in contenders}
+        measured = measure(
+            {
+                "mlgate_data_quality": lambda w=work: run_mlgate_data_quality(w, policy),
+                "gx_direct": lambda w=work: run_direct_gx(w),
+                "mlgate_label_noise": lambda w=work: run_mlgate_label_noise(w, policy),
+                "cleanlab_direct": lambda w=work: run_direct_cleanlab(w),
+            },
+            rows,
+            args.repeat,
+        )
         for t in measured.values():
-            peak = f"{t.peak_extra_mib:.0f} MiB" if t.peak_extra_mib is not None else "n/a"
             runs = ", ".join(f"{r:.3f}" for r in t.runs)
             print(
-                f"  {t.name:32s} best {t.best_s:7.3f}s  median {t.median_s:7.3f}s  "
-                f"peak +{peak:>8s}  result {t.result:,}  runs [{runs}]"
+                f"  {t.name:20s} best {t.best_s:7.3f}s  median {t.median_s:7.3f}s  "
+                f"peak +{_mib(t.peak_extra_mib):>5s} MiB  result {t.result:,}  runs [{runs}]"
             )
-        if measured["a_mlgate_data_quality"].result != measured["b_direct_gx"].result:
-            print("  WARNING: mlgate findings != GX failed expectations")
-        if len({measured[k].result for k in ("c_mlgate_label_noise", "d_direct_cleanlab")}) != 1:
-            print("  WARNING: mlgate flagged rows != cleanlab flagged rows")
-        table.append(ratio_row("data quality (a/b)", measured["a_mlgate_data_quality"], measured["b_direct_gx"]))
-        table.append(
-            ratio_row("label noise (c/d)", measured["c_mlgate_label_noise"], measured["d_direct_cleanlab"])
-        )
-        table.append(
-            ratio_row(
-                "label noise, proposed change (c*/d)",
-                measured["c*_mlgate_label_noise_proposed"],
-                measured["d_direct_cleanlab"],
+        for label, mlgate, direct in COMPARISONS:
+            same = measured[mlgate].result == measured[direct].result
+            print(
+                f"  {label}: mlgate {measured[mlgate].result:,}, direct {measured[direct].result:,} -> "
+                + ("same answer" if same else "ANSWERS DIFFER")
             )
-        )
+            if not same:
+                differ.append(f"{label} at {rows:,} rows")
+            table.append(ratio_row(label, measured[mlgate], measured[direct]))
         timings.extend(measured.values())
-        del work
+        del work, measured
         gc.collect()
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -343,14 +350,20 @@ def main() -> None:
             json.dumps(
                 {
                     "environment": env,
-                    "repeat": args.repeat,
+                    "args": {"rows": args.rows, "repeat": args.repeat, "seed": args.seed},
                     "process_peak_rss_mib": round(peak_mib),
                     "timings": [asdict(t) for t in timings],
+                    "table": table,
+                    "answers_differ": differ,
                 },
                 indent=2,
             )
         )
+    if differ:
+        print(f"\nERROR: mlgate and the direct call disagree: {'; '.join(differ)}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
