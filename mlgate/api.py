@@ -60,13 +60,14 @@ def scan_data(
 ) -> dict[str, Any]:
     """The data checks on one file, without Dagster state: returns the JSON report."""
     from checks.detectors.data_quality import SuiteError, load_suite
-    from checks.detectors.tabular import DataError, out_of_fold_probabilities, prepare
+    from checks.detectors.tabular import DataError, prepare
     from checks.findings import Finding
     from checks.gate import execute_checks, outcome_blocks
     from checks.policy import PolicyError, load_policy
     from checks.report import build_report
     from checks.runner import CheckNotRun
     from checks.stage_checks import data_quality_check, label_noise_check
+    from pipelines.audit import detection_probabilities
     from pipelines.settings import load_settings
 
     df = _read_input(path, label)
@@ -81,15 +82,7 @@ def scan_data(
     def label_noise(progress: dict[str, Any]) -> list[Finding]:
         try:
             prepared = prepare(df, label)
-            config = policy.detection_model
-            probs = out_of_fold_probabilities(
-                prepared.features,
-                prepared.labels,
-                estimator=config.estimator,
-                max_folds=config.max_folds,
-                seed=config.seed,
-                kernel_max_rows=config.kernel_max_rows,
-            )
+            probs = detection_probabilities(prepared, policy.detection_model)
         except DataError as exc:
             raise CheckNotRun(
                 Finding(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from checks.detectors.tabular import out_of_fold_probabilities, prepare
+from checks.detectors.tabular import PreparedData, out_of_fold_probabilities, prepare
 from checks.policy import DetectionModelConfig
 from pipelines.storage import DatasetSnapshot, write_json_atomic
 
@@ -31,6 +31,18 @@ class AuditPredictions:
         return np.load(self.path)
 
 
+def detection_probabilities(prepared: PreparedData, config: DetectionModelConfig) -> np.ndarray:
+    """Out-of-fold probabilities of the policy's detection model on prepared data."""
+    return out_of_fold_probabilities(
+        prepared.features,
+        prepared.labels,
+        estimator=config.estimator,
+        max_folds=config.max_folds,
+        seed=config.seed,
+        kernel_max_rows=config.kernel_max_rows,
+    )
+
+
 def compute_audit_predictions(snapshot: DatasetSnapshot, config: DetectionModelConfig) -> AuditPredictions:
     """Compute (or reuse from disk) the detection model's out-of-fold probabilities."""
     key = f"{config.estimator}-k{config.kernel_max_rows}-f{config.max_folds}-s{config.seed}"
@@ -39,14 +51,7 @@ def compute_audit_predictions(snapshot: DatasetSnapshot, config: DetectionModelC
     if probs_path.is_file() and meta_path.is_file():
         return AuditPredictions(**json.loads(meta_path.read_text()))
     prepared = prepare(snapshot.frame(), snapshot.label)
-    probs = out_of_fold_probabilities(
-        prepared.features,
-        prepared.labels,
-        estimator=config.estimator,
-        max_folds=config.max_folds,
-        seed=config.seed,
-        kernel_max_rows=config.kernel_max_rows,
-    )
+    probs = detection_probabilities(prepared, config)
     audit = AuditPredictions(
         snapshot.digest,
         str(probs_path),
