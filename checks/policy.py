@@ -60,7 +60,7 @@ class ChecksConfig(_Strict):
     data_quality: DataQualityConfig = DataQualityConfig()
     label_noise: LabelNoiseConfig = LabelNoiseConfig()
     artifact_safety: CheckConfig = CheckConfig(timeout_seconds=120)
-    registry_validation: CheckConfig = CheckConfig(timeout_seconds=120)
+    registry_validation: CheckConfig = CheckConfig(timeout_seconds=900)  # may re-run data checks
     performance: PerformanceConfig = PerformanceConfig()
 
     def for_check(self, name: str) -> CheckConfig:
