@@ -81,14 +81,16 @@ def deployment(
         reason = f"refusing to deploy {name} v{version}: {why or 'scan did not pass'}"
         findings_store.record_decision(action="refuse", reason=reason, **record)
         raise dg.Failure(description=reason)
-    compared_with = verdict.checks["performance"].detail.get("covered", {}).get("compared_with")
+    covered = verdict.checks["performance"].detail.get("covered", {})
+    compared = "compared_with" in covered  # absent when there was no holdout to compare on
+    compared_with = covered.get("compared_with")
     with alias_lock(home.path, name, model_policy.alias):
         holder = registry.alias_holder(name, model_policy.alias)
         if not model_policy.auto_promote:
             action, reason = "hold", "passed; auto-promotion is off for this model"
         elif holder is not None and int(holder) >= int(version):
             action, reason = "hold", f"passed; {model_policy.alias} already holds v{holder} (not older)"
-        elif holder != compared_with:
+        elif compared and holder != compared_with:
             reason = (
                 f"refusing to deploy {name} v{version}: it was compared with "
                 f"{'v' + compared_with if compared_with else 'no champion'}, but {model_policy.alias} "

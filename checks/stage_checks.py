@@ -149,7 +149,6 @@ def performance_check(
             raise RuntimeError("the stored evaluation is of another artifact; rerun model_evaluation")
         if "error" in evaluation:
             raise RuntimeError(f"the model could not be evaluated: {evaluation['error']}")
-        progress["compared_with"] = evaluation.get("champion_version")
         if evaluation.get("metrics") is None:
             raise CheckNotRun(
                 gap(
@@ -158,6 +157,7 @@ def performance_check(
                     "Train through mlgate, or tag the version with its dataset digest and keep the snapshot.",
                 )
             )
+        progress["compared_with"] = evaluation.get("champion_version")
         champion = evaluation.get("champion")
         if champion is None and evaluation.get("champion_version"):
             return [

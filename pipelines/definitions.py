@@ -13,6 +13,7 @@ from checks.gates import data_quality_gate, evaluation_gate, label_noise_gate, v
 from pipelines.jobs import rescan_version_job, retrain_job, scan_version_job
 from pipelines.resources import default_resources
 from pipelines.schedules import nightly_retrain
+from pipelines.sensors import mlflow_registry_sensor
 from pipelines.settings import load_settings, prepare_environment
 
 
@@ -32,6 +33,7 @@ def build_definitions() -> dg.Definitions:
         asset_checks=[data_quality_gate, label_noise_gate, version_gate, evaluation_gate],
         jobs=[retrain_job, scan_version_job, rescan_version_job],
         schedules=[nightly_retrain],
+        sensors=[mlflow_registry_sensor],
         resources=default_resources(settings),
     )
 

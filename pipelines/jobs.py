@@ -21,6 +21,7 @@ scan_version_job = dg.define_asset_job(
     "scan_version",
     selection=dg.AssetSelection.assets(*SCAN_ASSETS),
     partitions_def=model_versions,
+    executor_def=dg.in_process_executor,
     description="Snapshot a registered version, scan it, evaluate it and deploy it if it passes.",
 )
 
@@ -28,5 +29,6 @@ rescan_version_job = dg.define_asset_job(
     "rescan_version",
     selection=dg.AssetSelection.assets(*RESCAN_ASSETS),
     partitions_def=model_versions,
+    executor_def=dg.in_process_executor,
     description="Scan a registered version again (new policy, new advisories); never deploys.",
 )

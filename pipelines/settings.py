@@ -74,5 +74,8 @@ def prepare_environment(settings: Settings) -> None:
         ("DAGSTER_DISABLE_TELEMETRY", "1"),
         ("GIT_PYTHON_REFRESH", "quiet"),
         ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+        # fail fast against a remote registry: a gate that waits minutes helps nobody
+        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+        ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"),
     ):
         os.environ.setdefault(var, value)
