@@ -11,8 +11,14 @@ import dagster as dg
 
 from checks.detectors.registry import LINEAGE_TAG
 from checks.verdict import version_verdict
-from pipelines.partitions import model_versions, parse_partition_key
-from pipelines.resources import HomeResource, PolicyResource, RegistryResource, StoreResource
+from pipelines.partitions import model_versions
+from pipelines.resources import (
+    HomeResource,
+    PolicyResource,
+    RegistryResource,
+    StoreResource,
+    registry_for_partition,
+)
 from pipelines.storage import manifest_digest, tree_manifest
 
 
@@ -44,7 +50,7 @@ def deployment(
     past the champion this version was compared with, under a per-alias lock. Refusal fails the
     step and is recorded.
     """
-    name, version = parse_partition_key(context.partition_key)
+    registry, name, version = registry_for_partition(registry, home, context.partition_key)
     current_policy = policy.load()
     model_policy = current_policy.for_model(name)
     findings_store = store.open()

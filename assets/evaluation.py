@@ -7,8 +7,14 @@ import dagster as dg
 
 from checks.load_guard import UntrustedModelError, load_verified_model
 from checks.store import FindingsStore
-from pipelines.partitions import model_versions, parse_partition_key
-from pipelines.resources import HomeResource, PolicyResource, RegistryResource, StoreResource
+from pipelines.partitions import model_versions
+from pipelines.resources import (
+    HomeResource,
+    PolicyResource,
+    RegistryResource,
+    StoreResource,
+    registry_for_partition,
+)
 from pipelines.storage import VersionSnapshot, load_dataset, load_version, version_dir, write_json_atomic
 from pipelines.training import evaluate
 
@@ -65,7 +71,7 @@ def model_evaluation(
     A version that cannot be loaded or scored is recorded as such, so the evaluation gate blocks
     it with a critical finding and writes the verdict (fail closed, nothing silently skipped).
     """
-    name, version = parse_partition_key(context.partition_key)
+    registry, name, version = registry_for_partition(registry, home, context.partition_key)
     snapshot = load_version(home.cache_dir, registry.registry_uri, name, version)
     if snapshot is None:
         raise dg.Failure(description=f"{name} v{version} has no snapshot; materialize model_version first")

@@ -6,8 +6,8 @@ import dagster as dg
 import yaml
 
 from checks.detectors.registry import LINEAGE_TAG
-from pipelines.partitions import model_versions, parse_partition_key
-from pipelines.resources import HomeResource, RegistryResource
+from pipelines.partitions import model_versions
+from pipelines.resources import HomeResource, RegistryResource, registry_for_partition
 from pipelines.storage import VersionSnapshot, cache_artifacts, save_version
 
 
@@ -64,7 +64,7 @@ def model_version(
     context: dg.AssetExecutionContext, registry: RegistryResource, home: HomeResource
 ) -> dg.MaterializeResult:
     """Metadata and artifact files of one registered version, cached by artifact-tree digest."""
-    name, version = parse_partition_key(context.partition_key)
+    registry, name, version = registry_for_partition(registry, home, context.partition_key)
     snapshot = snapshot_version(registry, home, name, version)
     return dg.MaterializeResult(
         metadata={

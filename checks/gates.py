@@ -33,8 +33,14 @@ from checks.stage_checks import (
 from checks.store import FindingsStore, StoredCheck
 from checks.verdict import dataset_verdict, version_verdict
 from pipelines.audit import compute_audit_predictions
-from pipelines.partitions import model_versions, parse_partition_key
-from pipelines.resources import HomeResource, PolicyResource, RegistryResource, StoreResource
+from pipelines.partitions import model_versions
+from pipelines.resources import (
+    HomeResource,
+    PolicyResource,
+    RegistryResource,
+    StoreResource,
+    registry_for_partition,
+)
 from pipelines.settings import SUITES_DIR
 from pipelines.storage import DatasetSnapshot, VersionSnapshot, load_dataset, load_version, write_json_atomic
 
@@ -332,12 +338,13 @@ def publish_verdict(
 
 def _version_context(
     context: dg.AssetCheckExecutionContext, registry: RegistryResource, home: HomeResource
-) -> VersionSnapshot:
-    name, version = parse_partition_key(context.partition_key)
+) -> tuple[RegistryResource, VersionSnapshot]:
+    """The partition's registry (configured or foreign) and its cached snapshot."""
+    registry, name, version = registry_for_partition(registry, home, context.partition_key)
     snapshot = load_version(home.cache_dir, registry.registry_uri, name, version)
     if snapshot is None:
         raise dg.Failure(description=f"{name} v{version}: no cached snapshot to check")
-    return snapshot
+    return registry, snapshot
 
 
 def _model_gate(
@@ -417,7 +424,7 @@ def version_gate(
 ):
     """Artifact-safety and registry gate on the cached snapshot (nothing is deserialised)."""
     current = policy.load()
-    snapshot = _version_context(context, registry, home)
+    registry, snapshot = _version_context(context, registry, home)
 
     def facts() -> RegistryFacts:  # inside the check's budget: lineage may re-run data checks
         return _registry_facts(store.open(), current, home, snapshot, context.run.run_id)
@@ -448,7 +455,7 @@ def evaluation_gate(
     from assets.evaluation import evaluation_path
 
     current = policy.load()
-    snapshot = _version_context(context, registry, home)
+    registry, snapshot = _version_context(context, registry, home)
     path = evaluation_path(home, registry.registry_uri, snapshot.name, snapshot.version)
     check = performance_check(
         path, snapshot.artifact_digest, current, identity=snapshot.name, subject=snapshot.subject

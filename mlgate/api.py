@@ -213,6 +213,77 @@ def run(
     return Outcome(report["verdict"], report, notes, completed=scan.success)
 
 
+def scan_model(
+    uri: str,
+    *,
+    tracking_uri: str | None = None,
+    promote: bool = False,
+    policy_path: str | None = None,
+    verbose: bool = False,
+) -> Outcome:
+    """Scan one registered version (any registry) in process; move its alias only with `promote`."""
+    settings = _environment(policy_path)
+    registry_uri = tracking_uri or settings.registry_uri
+    name, version = _resolve_model_uri(uri, registry_uri)
+
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.partitions import partition_key
+    from pipelines.resources import remember_registry
+
+    prefix = (
+        None if registry_uri == settings.registry_uri else remember_registry(str(settings.home), registry_uri)
+    )
+    key = partition_key(name, version, prefix)
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions("model_versions", [key])
+    loggers = {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}
+    job = build_definitions().resolve_job_def("scan_version" if promote else "rescan_version")
+    result = job.execute_in_process(
+        instance=instance, partition_key=key, run_config={"loggers": loggers}, raise_on_error=False
+    )
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    tags = client.get_model_version(name, version).tags
+    report = _report_from_uri(tags.get("mlgate.report_uri"))
+    if report is None or tags.get("mlgate.scan_run_id") != result.run_id:
+        raise RuntimeError(f"scan run {result.run_id} wrote no verdict for {key}: {_failure_message(result)}")
+    notes = [f"scan run {result.run_id} ({job.name}) for partition {key}"]
+    from checks.store import FindingsStore
+
+    notes += [
+        f"deployment: {d['action']}: {d['reason']}"
+        for d in FindingsStore(settings.store_url).decisions_for(name, version)
+        if d["action"] != "verdict" and d["run_id"] == result.run_id
+    ]
+    return Outcome(report["verdict"], report, notes, completed=result.success)
+
+
+def _resolve_model_uri(uri: str, registry_uri: str) -> tuple[str, str]:
+    """models:/NAME/VERSION or models:/NAME@ALIAS -> (name, version); UsageError when unknown."""
+    from mlflow import MlflowClient
+
+    ref = uri.removeprefix("models:/") if uri.startswith("models:/") else None
+    if not ref:
+        raise UsageError(f"{uri}: expected models:/<name>/<version> or models:/<name>@<alias>")
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        name, _, version = ref.rpartition("/")
+        if not name or not version.isdigit():
+            raise UsageError(f"{uri}: expected models:/<name>/<version> or models:/<name>@<alias>")
+        return name, str(client.get_model_version(name, version).version)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow raises several types for "not found"/"unreachable"
+        message = str(exc).splitlines()[0][:300]
+        raise UsageError(f"{uri}: not found in registry {registry_uri} ({message})") from None
+
+
 def _alias(client, name: str, alias: str) -> str | None:
     try:
         return client.get_model_version_by_alias(name, alias).version
@@ -230,22 +301,12 @@ def _failure_message(result) -> str:
 
 def load_model(uri: str) -> Any:
     """Resolve a models:/ URI in the configured registry and load it through the load guard."""
-    from mlflow import MlflowClient
-
     from checks.load_guard import UntrustedModelError, load_verified_model
     from checks.store import FindingsStore
     from pipelines.storage import load_version
 
     settings = _environment(None)
-    if not uri.startswith("models:/"):
-        raise UsageError(f"{uri}: expected models:/<name>/<version> or models:/<name>@<alias>")
-    ref = uri.removeprefix("models:/")
-    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
-    if "@" in ref:
-        name, alias = ref.split("@", 1)
-        version = str(client.get_model_version_by_alias(name, alias).version)
-    else:
-        name, _, version = ref.rpartition("/")
+    name, version = _resolve_model_uri(uri, settings.registry_uri)
     snapshot = load_version(settings.cache_dir, settings.registry_uri, name, version)
     if snapshot is None:
         raise UntrustedModelError(f"refusing to load {name} v{version}: mlgate has not scanned it")

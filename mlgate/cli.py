@@ -43,6 +43,15 @@ def _stdout_to_stderr() -> Iterator[None]:
         yield
 
 
+def _finish(outcome: Any, args: argparse.Namespace) -> int:
+    """Print the report in the asked format, then the notes (to stderr for json/sarif)."""
+    _print_document(outcome.report, args.format)
+    if not args.quiet:
+        for note in outcome.notes:
+            print(f"note: {note}", file=sys.stderr if args.format != "text" else sys.stdout)
+    return outcome.exit_code
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from mlgate import api
 
@@ -55,11 +64,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             policy_path=args.policy,
         )
-    _print_document(outcome.report, args.format)
-    if not args.quiet:
-        for note in outcome.notes:
-            print(f"note: {note}", file=sys.stderr if args.format != "text" else sys.stdout)
-    return outcome.exit_code
+    return _finish(outcome, args)
+
+
+def cmd_scan_model(args: argparse.Namespace) -> int:
+    from mlgate import api
+
+    with _stdout_to_stderr():
+        outcome = api.scan_model(
+            args.uri,
+            tracking_uri=args.tracking_uri,
+            promote=args.promote,
+            policy_path=args.policy,
+            verbose=args.verbose,
+        )
+    return _finish(outcome, args)
 
 
 def cmd_scan_data(args: argparse.Namespace) -> int:
@@ -181,6 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="flip this fraction of labels first (demo of a poisoned retrain)",
     )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("scan-model", parents=[scan], help="scan one registered version (any registry)")
+    p.add_argument("uri", help="models:/NAME/VERSION or models:/NAME@ALIAS")
+    p.add_argument(
+        "--tracking-uri", help="the MLflow tracking and registry URI (default: the configured one)"
+    )
+    p.add_argument("--promote", action="store_true", help="move the alias if the version passes")
+    p.set_defaults(func=cmd_scan_model)
 
     p = sub.add_parser("scan-data", parents=[scan], help="run the data checks on a file")
     p.add_argument("path")

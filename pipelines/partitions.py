@@ -1,19 +1,36 @@
-"""The `model_versions` dynamic partitions: one key per registered version, `<name>/<version>`."""
+"""The `model_versions` dynamic partitions: one key per registered version.
+
+`<name>/<version>` for the configured registry; `<registry id>:<name>/<version>` for any other
+registry (the id is a short hash of its URI, remembered under MLGATE_HOME), so the same name and
+version in two registries never collide.
+"""
 
 from __future__ import annotations
+
+import re
 
 import dagster as dg
 
 model_versions = dg.DynamicPartitionsDefinition(name="model_versions")
+_PREFIX = re.compile(r"^([0-9a-f]{8}):(.+)$")
 
 
-def partition_key(name: str, version: str | int) -> str:
-    return f"{name}/{version}"
+def partition_key(name: str, version: str | int, registry_prefix: str | None = None) -> str:
+    key = f"{name}/{version}"
+    return f"{registry_prefix}:{key}" if registry_prefix else key
+
+
+def split_partition_key(key: str) -> tuple[str | None, str, str]:
+    """(registry id or None, model name, version); ValueError naming the key when malformed."""
+    match = _PREFIX.match(key)
+    prefix, rest = (match.group(1), match.group(2)) if match else (None, key)
+    name, sep, version = rest.rpartition("/")
+    if not sep or not name or not version.isdigit():
+        raise ValueError(f"partition key {key!r} is not of the form [<registry id>:]<model name>/<version>")
+    return prefix, name, version
 
 
 def parse_partition_key(key: str) -> tuple[str, str]:
-    """Split `<name>/<version>`; raises ValueError naming the key when it is malformed."""
-    name, sep, version = key.rpartition("/")
-    if not sep or not name or not version.isdigit():
-        raise ValueError(f"partition key {key!r} is not of the form <model name>/<version number>")
+    """(model name, version) of a key, whichever registry it belongs to."""
+    _, name, version = split_partition_key(key)
     return name, version

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import tempfile
 from pathlib import Path
 
@@ -108,6 +109,37 @@ class RegistryResource(dg.ConfigurableResource):
 
     def scratch_dir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="mlgate-download-"))
+
+
+def remember_registry(home: HomeResource | str, registry_uri: str) -> str:
+    """Record a foreign registry's URI under its short id (used as partition-key prefix)."""
+    from pipelines.storage import registry_id, write_json_atomic
+
+    path = Path(home.path if isinstance(home, HomeResource) else home) / "registries.json"
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    prefix = registry_id(registry_uri)
+    if known.get(prefix) != registry_uri:
+        write_json_atomic(path, {**known, prefix: registry_uri})
+    return prefix
+
+
+def registry_for_partition(
+    registry: RegistryResource, home: HomeResource, key: str
+) -> tuple[RegistryResource, str, str]:
+    """The registry a partition key belongs to, with its model name and version."""
+    from pipelines.partitions import split_partition_key
+
+    prefix, name, version = split_partition_key(key)
+    if prefix is None:
+        return registry, name, version
+    path = Path(home.path) / "registries.json"
+    uri = (json.loads(path.read_text()) if path.is_file() else {}).get(prefix)
+    if uri is None:
+        raise dg.Failure(
+            description=f"partition {key}: unknown registry id {prefix}; "
+            "scan it with `mlgate scan-model URI --tracking-uri REGISTRY`"
+        )
+    return RegistryResource(tracking_uri=uri, registry_uri=uri), name, version
 
 
 def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:

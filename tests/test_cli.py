@@ -141,3 +141,50 @@ def test_run_json_then_findings_list(tmp_path) -> None:
 def test_version_flag() -> None:
     result = mlgate("--version")
     assert result.returncode == 0 and result.stdout.startswith("mlgate ")
+
+
+def test_scan_model_in_another_registry_is_keyed_by_registry_and_promotes_only_on_request(tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    home = tmp_path / "home"
+    assert mlgate("run", "--quiet", home=home).returncode == 0  # demo v1 in the configured registry
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    script = (
+        "import mlflow, pandas as pd, skops.io\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        f"df = pd.read_csv({str(BUNDLED)!r}); X, y = df.drop(columns=['diagnosis']), df['diagnosis']\n"
+        "m = LogisticRegression(max_iter=5000).fit(X, y)\n"
+        f"mlflow.set_tracking_uri({other!r})\n"
+        f"mlflow.create_experiment('x', {str((tmp_path / 'art').as_uri())!r})\n"
+        "with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name('x').experiment_id):\n"
+        "    info = mlflow.sklearn.log_model(m, name='model', serialization_format='skops',\n"
+        "        pip_requirements=['scikit-learn'],\n"
+        "        skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(m)))\n"
+        "mlflow.register_model(info.model_uri, 'mlgate-demo')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=300)
+
+    scanned = mlgate(
+        "scan-model", "models:/mlgate-demo/1", "--tracking-uri", other, "--format", "json", home=home
+    )
+    assert scanned.returncode == 0, scanned.stderr[-2000:]
+    report = json.loads(scanned.stdout)
+    assert report["subject"]["registry"] == other and report["verdict"] == "passed"
+    foreign = MlflowClient(tracking_uri=other, registry_uri=other)
+    assert foreign.get_model_version("mlgate-demo", "1").tags["mlgate.verdict"] == "passed"
+    assert not foreign.get_registered_model("mlgate-demo").aliases, "no --promote, no alias"
+    # the configured registry's own mlgate-demo v1 is a different subject and untouched
+    local = MlflowClient(
+        tracking_uri=f"sqlite:///{home / 'mlflow.db'}", registry_uri=f"sqlite:///{home / 'mlflow.db'}"
+    )
+    assert (
+        local.get_model_version("mlgate-demo", "1").tags["mlgate.report_uri"]
+        != (foreign.get_model_version("mlgate-demo", "1").tags["mlgate.report_uri"])
+    )
+
+    promoted = mlgate("scan-model", "models:/mlgate-demo/1", "--tracking-uri", other, "--promote", home=home)
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    assert str(foreign.get_model_version_by_alias("mlgate-demo", "champion").version) == "1"
+
+    missing = mlgate("scan-model", "models:/mlgate-demo/9", "--tracking-uri", other, home=home)
+    assert missing.returncode == 2 and "models:/mlgate-demo/9: not found in registry" in missing.stderr
