@@ -1,12 +1,5 @@
 """Deployment: re-verify the complete scan of the exact artifact, then move the alias."""
 
-import fcntl
-import hashlib
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
 import dagster as dg
 
 from checks.detectors.registry import LINEAGE_TAG
@@ -19,20 +12,7 @@ from pipelines.resources import (
     StoreResource,
     registry_for_partition,
 )
-from pipelines.storage import manifest_digest, tree_manifest
-
-
-@contextmanager
-def alias_lock(home: str, name: str, alias: str) -> Iterator[None]:
-    """Serialise alias moves of one model across processes (read, compare and set as one step)."""
-    path = Path(home) / "locks" / f"{hashlib.sha256(f'{name}@{alias}'.encode()).hexdigest()[:16]}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+from pipelines.storage import alias_lock
 
 
 @dg.asset(group_name="scan", partitions_def=model_versions, deps=["model_evaluation"], kinds={"mlflow"})
@@ -56,11 +36,7 @@ def deployment(
     findings_store = store.open()
     client = registry.client()
     mv = client.get_model_version(name, version)
-    scratch = registry.scratch_dir()
-    try:
-        digest = manifest_digest(tree_manifest(registry.download_version(name, version, scratch)))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    digest = registry.artifact_digest(name, version)
     verdict = version_verdict(
         findings_store,
         current_policy,

@@ -16,7 +16,7 @@ import numpy as np
 
 from checks.catalog import DATA_CHECKS, MODEL_CHECKS, checks_for_asset, detector_versions
 from checks.detectors.data_quality import load_suite
-from checks.detectors.registry import RegistryFacts
+from checks.detectors.registry import LINEAGE_TAG, RegistryFacts
 from checks.digests import file_digest
 from checks.findings import PASSED, Finding, severity_counts, to_jsonable
 from checks.gate import execute_checks, outcome_blocks, reuse
@@ -42,7 +42,14 @@ from pipelines.resources import (
     registry_for_partition,
 )
 from pipelines.settings import SUITES_DIR
-from pipelines.storage import DatasetSnapshot, VersionSnapshot, load_dataset, load_version, write_json_atomic
+from pipelines.storage import (
+    DatasetSnapshot,
+    VersionSnapshot,
+    alias_lock,
+    load_dataset,
+    load_version,
+    write_json_atomic,
+)
 
 __all__ = ["data_quality_gate", "evaluation_gate", "label_noise_gate", "version_gate"]
 
@@ -333,7 +340,70 @@ def publish_verdict(
         reason="; ".join(verdict.reasons) or f"scan {outcome}",
     )
     registry.set_version_tags(snapshot.name, snapshot.version, tags)
+    if "mlgate.at_risk" in tags and policy.for_model(snapshot.name).rollback_on_risk:
+        roll_back(registry, store, policy, home, snapshot, run_id)
     return outcome
+
+
+def roll_back(
+    registry: RegistryResource,
+    store: FindingsStore,
+    policy: Policy,
+    home: HomeResource,
+    snapshot: VersionSnapshot,
+    run_id: str,
+) -> str | None:
+    """Move the alias from an at-risk version back to the newest older version that still has a
+    complete, passing scan of its current files under the current policy; returns that version."""
+    name, alias = snapshot.name, policy.for_model(snapshot.name).alias
+    record = dict(
+        registry_uri=snapshot.registry_uri,
+        model_name=name,
+        version=snapshot.version,
+        policy_digest=policy.digest,
+        alias=alias,
+        run_id=run_id,
+    )
+    passed = {
+        d["version"]
+        for d in store.decisions_for(name)
+        if d["action"] == "verdict"
+        and d["verdict"] == "passed"
+        and d["policy_digest"] == policy.digest
+        and d["registry_uri"] == snapshot.registry_uri
+        and int(d["version"]) < int(snapshot.version)
+    }
+    with alias_lock(home.path, name, alias):
+        if registry.alias_holder(name, alias) != snapshot.version:
+            return None  # the alias moved meanwhile; nothing to roll back
+        for version in sorted(passed, key=int, reverse=True):
+            tags = registry.client().get_model_version(name, version).tags or {}
+            check = version_verdict(
+                store,
+                policy,
+                registry_uri=snapshot.registry_uri,
+                name=name,
+                version=version,
+                artifact_digest=registry.artifact_digest(name, version),
+                dataset_digest=tags.get(LINEAGE_TAG),
+            )
+            if check.deployable:
+                store.record_decision(
+                    action="rollback",
+                    verdict="blocked",
+                    reason=f"{alias} moved back from v{snapshot.version} (at risk) to v{version}",
+                    **record,
+                )
+                registry.client().set_registered_model_alias(name, alias, version)
+                return version
+        store.record_decision(
+            action="hold",
+            verdict="blocked",
+            **record,
+            reason=f"v{snapshot.version} is at risk; no older version passes under the "
+            "current policy, so the alias stays",
+        )
+    return None
 
 
 def _version_context(

@@ -88,6 +88,7 @@ def _optional_severity(value: Any) -> str | None:
 class ModelPolicy(_Strict):
     blocking_severity: str | None = None  # None: the policy-wide line
     auto_promote: bool = True
+    rollback_on_risk: bool = False  # move the alias back when a rescan blocks its holder
     alias: str = Field("champion", min_length=1)
     owner: str | None = None
     context: ModelContext = ModelContext()

@@ -12,7 +12,7 @@ from assets.training import audit_predictions, candidate_model, training_data
 from checks.gates import data_quality_gate, evaluation_gate, label_noise_gate, version_gate
 from pipelines.jobs import rescan_version_job, retrain_job, scan_version_job
 from pipelines.resources import default_resources
-from pipelines.schedules import nightly_retrain
+from pipelines.schedules import nightly_retrain, weekly_rescan
 from pipelines.sensors import mlflow_registry_sensor
 from pipelines.settings import load_settings, prepare_environment
 
@@ -32,7 +32,7 @@ def build_definitions() -> dg.Definitions:
         ],
         asset_checks=[data_quality_gate, label_noise_gate, version_gate, evaluation_gate],
         jobs=[retrain_job, scan_version_job, rescan_version_job],
-        schedules=[nightly_retrain],
+        schedules=[nightly_retrain, weekly_rescan],
         sensors=[mlflow_registry_sensor],
         resources=default_resources(settings),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -93,6 +94,16 @@ class RegistryResource(dg.ConfigurableResource):
         return Path(
             download_artifacts(artifact_uri=uri, dst_path=str(destination), tracking_uri=self.tracking_uri)
         )
+
+    def artifact_digest(self, name: str, version: str) -> str:
+        """The artifact-tree digest of the version's files as the registry serves them now."""
+        from pipelines.storage import manifest_digest, tree_manifest
+
+        scratch = self.scratch_dir()
+        try:
+            return manifest_digest(tree_manifest(self.download_version(name, version, scratch)))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def alias_holder(self, name: str, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException

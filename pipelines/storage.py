@@ -6,11 +6,14 @@ half-written snapshot that a later step could mistake for a complete one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,3 +187,16 @@ def load_version(cache_dir: Path, registry_uri: str, name: str, version: str) ->
     if not path.is_file():
         return None
     return VersionSnapshot(**json.loads(path.read_text()))
+
+
+@contextmanager
+def alias_lock(home: str, name: str, alias: str) -> Iterator[None]:
+    """Serialise alias moves of one model across processes (read, compare and set as one step)."""
+    path = Path(home) / "locks" / f"{hashlib.sha256(f'{name}@{alias}'.encode()).hexdigest()[:16]}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
