@@ -340,8 +340,21 @@ def publish_verdict(
         reason="; ".join(verdict.reasons) or f"scan {outcome}",
     )
     registry.set_version_tags(snapshot.name, snapshot.version, tags)
-    if "mlgate.at_risk" in tags and policy.for_model(snapshot.name).rollback_on_risk:
-        roll_back(registry, store, policy, home, snapshot, run_id)
+    if "mlgate.at_risk" in tags:
+        store.record_decision(
+            action="at_risk",
+            verdict=outcome,
+            scan_id=verdict.scan_id,
+            registry_uri=snapshot.registry_uri,
+            model_name=snapshot.name,
+            version=snapshot.version,
+            alias=alias,
+            policy_digest=policy.digest,
+            run_id=run_id,
+            reason=f"v{snapshot.version} holds {alias} and a rescan blocked it",
+        )
+        if policy.for_model(snapshot.name).rollback_on_risk:
+            roll_back(registry, store, policy, home, snapshot, run_id)
     return outcome
 
 

@@ -325,6 +325,11 @@ class FindingsStore:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings().all()]
 
+    def decisions_for_run(self, run_id: str) -> list[dict[str, Any]]:
+        query = sa.select(decisions).where(decisions.c.run_id == run_id).order_by(decisions.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
+
     def decisions_for(self, model_name: str, version: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(decisions).where(decisions.c.model_name == model_name).order_by(decisions.c.id)
         if version is not None:

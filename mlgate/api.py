@@ -182,6 +182,7 @@ def run(
         ]
         if not blocked:
             raise RuntimeError(f"retrain run {retrain.run_id} failed: {_failure_message(retrain)}")
+        _send_alerts(store, retrain.run_id)
         report_path = settings.reports_dir / f"{blocked[-1]['scan_id']}.json"
         report = json.loads(report_path.read_text())
         return Outcome(
@@ -208,6 +209,7 @@ def run(
     ]
     decisions = store.decisions_for(candidate["name"], candidate["version"])
     notes += [f"deployment: {d['action']}: {d['reason']}" for d in decisions if d["action"] != "verdict"]
+    _send_alerts(store, scan.run_id)
     alias = load_policy(settings.policy_path).for_model(candidate["name"]).alias
     notes.append(f"{alias} -> v{_alias(client, candidate['name'], alias) or '(none)'}")
     return Outcome(report["verdict"], report, notes, completed=scan.success)
@@ -253,9 +255,11 @@ def scan_model(
     notes = [f"scan run {result.run_id} ({job.name}) for partition {key}"]
     from checks.store import FindingsStore
 
+    store = FindingsStore(settings.store_url)
+    _send_alerts(store, result.run_id)
     notes += [
         f"deployment: {d['action']}: {d['reason']}"
-        for d in FindingsStore(settings.store_url).decisions_for(name, version)
+        for d in store.decisions_for(name, version)
         if d["action"] != "verdict" and d["run_id"] == result.run_id
     ]
     return Outcome(report["verdict"], report, notes, completed=result.success)
@@ -282,6 +286,13 @@ def _resolve_model_uri(uri: str, registry_uri: str) -> tuple[str, str]:
     except Exception as exc:  # noqa: BLE001 - MLflow raises several types for "not found"/"unreachable"
         message = str(exc).splitlines()[0][:300]
         raise UsageError(f"{uri}: not found in registry {registry_uri} ({message})") from None
+
+
+def _send_alerts(store: Any, run_id: str) -> None:
+    """After an in-process run the CLI alerts itself (the run-status sensor needs the daemon)."""
+    from pipelines.alerts import alerts_for_run, send
+
+    send(alerts_for_run(store, run_id))
 
 
 def _alias(client, name: str, alias: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ class Env:
     defs: Any
     instance: Any
     settings: Any
+    monkeypatch: pytest.MonkeyPatch
 
     @property
     def store(self):
@@ -105,7 +105,7 @@ class Env:
     def set_policy(self, text: str) -> Path:
         path = self.home / "policy.yaml"
         path.write_text(text)
-        os.environ["MLGATE_POLICY"] = str(path)
+        self.monkeypatch.setenv("MLGATE_POLICY", str(path))  # undone after the test
         self.rebuild()
         return path
 
@@ -149,7 +149,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_templa
 
 
 @pytest.fixture
-def env(isolated_home: Path) -> Iterator[Env]:
+def env(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     import dagster as dg
 
     from pipelines.definitions import build_definitions
@@ -158,7 +158,7 @@ def env(isolated_home: Path) -> Iterator[Env]:
     defs = build_definitions()
     instance = dg.DagsterInstance.get()
     try:
-        yield Env(isolated_home, defs, instance, load_settings())
+        yield Env(isolated_home, defs, instance, load_settings(), monkeypatch)
     finally:
         instance.dispose()
 

@@ -18,9 +18,10 @@ from tests.conftest import BUNDLED, REPO, SHARED_DATA
 SUITE = REPO / "suites" / "breast_cancer.json"
 
 
-def mlgate(*args: str, home: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the installed console script, as a user would."""
+def mlgate(*args: str, home: Path | None = None, **extra_env: str) -> subprocess.CompletedProcess:
+    """Run the installed console script, as a user would (mlgate/MLflow/Dagster settings cleared)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLGATE_", "MLFLOW_", "DAGSTER_"))}
+    env.update(extra_env)
     if home is not None:
         env["MLGATE_HOME"] = str(home)
     exe = Path(sys.executable).with_name("mlgate")

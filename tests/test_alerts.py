@@ -1,0 +1,90 @@
+"""Alerts for blocked and at-risk versions reach a webhook on 127.0.0.1: from the CLI after an
+in-process run, and from the run-status sensor under the daemon."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+import pytest
+
+from pipelines.alerts import alert_on_blocked_runs
+from pipelines.resources import default_resources
+from tests.test_cli import mlgate
+
+
+class Webhook:
+    """A loopback HTTP server that records every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        received: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.received = received
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def webhook(monkeypatch) -> Iterator[Webhook]:
+    hook = Webhook()
+    monkeypatch.setenv("MLGATE_ALERT_WEBHOOK", hook.url)
+    yield hook
+    hook.server.shutdown()
+
+
+def test_cli_alerts_on_a_blocked_retrain_and_not_on_a_pass(tmp_path, webhook) -> None:
+    home = tmp_path / "home"
+    assert mlgate("run", "--quiet", home=home, MLGATE_ALERT_WEBHOOK=webhook.url).returncode == 0
+    assert webhook.received == [], "a passing version raises no alert"
+    blocked = mlgate(
+        "run", "--quiet", "--inject-label-noise", "0.3", home=home, MLGATE_ALERT_WEBHOOK=webhook.url
+    )
+    assert blocked.returncode == 1
+    [message] = webhook.received
+    assert message["event"] == "blocked" and message["model"] == "mlgate-demo"
+    assert message["version"] is None and message["dataset_digest"], "blocked before a version existed"
+    assert "data checks blocked" in message["reason"]
+
+
+def test_run_status_sensor_alerts_for_a_blocked_run(env, webhook) -> None:
+    retrain = env.retrain(noise=0.3)
+    assert not retrain.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name=alert_on_blocked_runs.name,
+        dagster_event=retrain.get_run_failure_event(),
+        dagster_instance=env.instance,
+        dagster_run=retrain.dagster_run,
+        resources=default_resources(env.settings),
+    )
+    alert_on_blocked_runs(context)
+    [message] = webhook.received
+    assert message["event"] == "blocked" and message["run_id"] == retrain.run_id
+
+
+def test_at_risk_alert_when_a_rescan_blocks_the_champion(env, webhook) -> None:
+    assert env.retrain().success and env.scan("demo", 1).success
+    env.set_policy("checks:\n  label_noise:\n    max_noise_rate: 0.0\n")
+    rescan = env.scan("demo", 1, only=["model_version", "model_evaluation"])
+    context = dg.build_run_status_sensor_context(
+        sensor_name=alert_on_blocked_runs.name,
+        dagster_event=rescan.get_run_failure_event(),
+        dagster_instance=env.instance,
+        dagster_run=rescan.dagster_run,
+        resources=default_resources(env.settings),
+    )
+    alert_on_blocked_runs(context)
+    assert {m["event"] for m in webhook.received} == {"blocked", "at_risk"}
+    assert all(m["version"] == "1" for m in webhook.received)
