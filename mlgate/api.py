@@ -182,7 +182,7 @@ def run(
         ]
         if not blocked:
             raise RuntimeError(f"retrain run {retrain.run_id} failed: {_failure_message(retrain)}")
-        _send_alerts(store, retrain.run_id)
+        _after_run(defs, instance, store, retrain.run_id, loggers)
         report_path = settings.reports_dir / f"{blocked[-1]['scan_id']}.json"
         report = json.loads(report_path.read_text())
         return Outcome(
@@ -209,7 +209,7 @@ def run(
     ]
     decisions = store.decisions_for(candidate["name"], candidate["version"])
     notes += [f"deployment: {d['action']}: {d['reason']}" for d in decisions if d["action"] != "verdict"]
-    _send_alerts(store, scan.run_id)
+    _after_run(defs, instance, store, scan.run_id, loggers)
     alias = load_policy(settings.policy_path).for_model(candidate["name"]).alias
     notes.append(f"{alias} -> v{_alias(client, candidate['name'], alias) or '(none)'}")
     return Outcome(report["verdict"], report, notes, completed=scan.success)
@@ -241,7 +241,8 @@ def scan_model(
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions("model_versions", [key])
     loggers = {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}
-    job = build_definitions().resolve_job_def("scan_version" if promote else "rescan_version")
+    defs = build_definitions()
+    job = defs.resolve_job_def("scan_version" if promote else "rescan_version")
     result = job.execute_in_process(
         instance=instance, partition_key=key, run_config={"loggers": loggers}, raise_on_error=False
     )
@@ -256,7 +257,7 @@ def scan_model(
     from checks.store import FindingsStore
 
     store = FindingsStore(settings.store_url)
-    _send_alerts(store, result.run_id)
+    _after_run(defs, instance, store, result.run_id, loggers)
     notes += [
         f"deployment: {d['action']}: {d['reason']}"
         for d in store.decisions_for(name, version)
@@ -288,11 +289,15 @@ def _resolve_model_uri(uri: str, registry_uri: str) -> tuple[str, str]:
         raise UsageError(f"{uri}: not found in registry {registry_uri} ({message})") from None
 
 
-def _send_alerts(store: Any, run_id: str) -> None:
-    """After an in-process run the CLI alerts itself (the run-status sensor needs the daemon)."""
+def _after_run(defs: Any, instance: Any, store: Any, run_id: str, loggers: dict) -> None:
+    """What the daemon's run-status sensors do, done by the CLI after an in-process run: alerts,
+    then the findings register refresh."""
     from pipelines.alerts import alerts_for_run, send
 
     send(alerts_for_run(store, run_id))
+    defs.resolve_job_def("refresh_register").execute_in_process(
+        instance=instance, run_config={"loggers": loggers}, raise_on_error=False
+    )
 
 
 def _alias(client, name: str, alias: str) -> str | None:

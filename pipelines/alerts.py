@@ -1,4 +1,7 @@
-"""Alerts for blocked and at-risk versions: a JSON message to the log and to a webhook.
+"""After-run hooks: alerts for blocked and at-risk versions (log and webhook), and the findings
+register refresh.
+
+Alerts for blocked and at-risk versions: a JSON message to the log and to a webhook.
 
 Messages are built from the store's decisions of one run, so the run-status sensor (under the
 daemon) and the CLI (after in-process runs) send the same thing. Delivery never raises: a webhook
@@ -16,7 +19,7 @@ from typing import Any
 import dagster as dg
 
 from checks.store import FindingsStore
-from pipelines.jobs import rescan_version_job, retrain_job, scan_version_job
+from pipelines.jobs import refresh_register_job, rescan_version_job, retrain_job, scan_version_job
 from pipelines.resources import StoreResource
 
 log = logging.getLogger("mlgate.alerts")
@@ -80,3 +83,24 @@ def alert_on_blocked_runs(context: dg.RunStatusSensorContext, store: StoreResour
     messages = alerts_for_run(store.open(), context.dagster_run.run_id)
     delivered = send(messages)
     context.log.info(f"{len(messages)} alerts for run {context.dagster_run.run_id}, {delivered} delivered")
+
+
+def _register_refresher(status: dg.DagsterRunStatus) -> dg.RunStatusSensorDefinition:
+    @dg.run_status_sensor(
+        name=f"refresh_register_on_{status.value.lower()}",
+        run_status=status,
+        monitored_jobs=[retrain_job, scan_version_job, rescan_version_job],
+        request_job=refresh_register_job,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Rebuilds the findings register after every scan, blocked or not.",
+    )
+    def refresh(context: dg.RunStatusSensorContext) -> dg.RunRequest:
+        return dg.RunRequest(run_key=f"register-after-{context.dagster_run.run_id}")
+
+    return refresh
+
+
+register_refreshers = [
+    _register_refresher(dg.DagsterRunStatus.SUCCESS),
+    _register_refresher(dg.DagsterRunStatus.FAILURE),
+]

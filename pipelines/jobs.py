@@ -32,3 +32,9 @@ rescan_version_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Scan a registered version again (new policy, new advisories); never deploys.",
 )
+
+refresh_register_job = dg.define_asset_job(
+    "refresh_register",
+    selection=dg.AssetSelection.assets("findings_register"),
+    description="Rebuild the findings register from the store.",
+)

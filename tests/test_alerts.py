@@ -57,6 +57,12 @@ def test_cli_alerts_on_a_blocked_retrain_and_not_on_a_pass(tmp_path, webhook) ->
     assert message["event"] == "blocked" and message["model"] == "mlgate-demo"
     assert message["version"] is None and message["dataset_digest"], "blocked before a version existed"
     assert "data checks blocked" in message["reason"]
+    # the CLI refreshed the findings register after each run, blocked or not
+    register = json.loads((home / "reports" / "findings_register.json").read_text())
+    [noise] = [e for e in register if e["check"] == "label_noise" and e["severity"] == "high"]
+    # one entry per weakness: low in the clean run, high (latest) in the poisoned one
+    assert noise["status"] == "open" and noise["occurrences"] == 2
+    assert any(e["check"] == "registry_validation" for e in register), "the passing run's findings too"
 
 
 def test_run_status_sensor_alerts_for_a_blocked_run(env, webhook) -> None:
@@ -88,3 +94,22 @@ def test_at_risk_alert_when_a_rescan_blocks_the_champion(env, webhook) -> None:
     alert_on_blocked_runs(context)
     assert {m["event"] for m in webhook.received} == {"blocked", "at_risk"}
     assert all(m["version"] == "1" for m in webhook.received)
+
+
+def test_register_refreshers_request_the_register_after_any_scan(env) -> None:
+    from pipelines.alerts import register_refreshers
+
+    retrain = env.retrain(noise=0.3)
+    failure_sensor = next(s for s in register_refreshers if s.name.endswith("failure"))
+    context = dg.build_run_status_sensor_context(
+        sensor_name=failure_sensor.name,
+        dagster_event=retrain.get_run_failure_event(),
+        dagster_instance=env.instance,
+        dagster_run=retrain.dagster_run,
+    )
+    request = failure_sensor(context)
+    assert request.run_key == f"register-after-{retrain.run_id}"
+    refresh = env.defs.resolve_job_def("refresh_register").execute_in_process(instance=env.instance)
+    assert refresh.success
+    [materialization] = refresh.asset_materializations_for_node("findings_register")
+    assert materialization.metadata["open_high"].value == 1

@@ -20,6 +20,7 @@ def test_definitions_load_and_wire_blocking_gates(env) -> None:
         "model_version",
         "model_evaluation",
         "deployment",
+        "findings_register",
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert checks == {
