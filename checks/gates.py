@@ -325,33 +325,30 @@ def publish_verdict(
     alias = policy.for_model(snapshot.name).alias
     if outcome == "blocked" and registry.alias_holder(snapshot.name, alias) == snapshot.version:
         tags["mlgate.at_risk"] = "true"
-    # the store is the record of truth: write it before the registry, which may be unreachable
-    store.record_decision(
-        action="verdict",
+    record = dict(
         verdict=outcome,
         scan_id=verdict.scan_id,
         registry_uri=snapshot.registry_uri,
         model_name=snapshot.name,
         version=snapshot.version,
-        artifact_digest=snapshot.artifact_digest,
-        dataset_digest=snapshot.dataset_digest,
         policy_digest=policy.digest,
         run_id=run_id,
+    )
+    # the store is the record of truth: write it before the registry, which may be unreachable
+    store.record_decision(
+        action="verdict",
+        artifact_digest=snapshot.artifact_digest,
+        dataset_digest=snapshot.dataset_digest,
         reason="; ".join(verdict.reasons) or f"scan {outcome}",
+        **record,
     )
     registry.set_version_tags(snapshot.name, snapshot.version, tags)
     if "mlgate.at_risk" in tags:
         store.record_decision(
             action="at_risk",
-            verdict=outcome,
-            scan_id=verdict.scan_id,
-            registry_uri=snapshot.registry_uri,
-            model_name=snapshot.name,
-            version=snapshot.version,
             alias=alias,
-            policy_digest=policy.digest,
-            run_id=run_id,
             reason=f"v{snapshot.version} holds {alias} and a rescan blocked it",
+            **record,
         )
         if policy.for_model(snapshot.name).rollback_on_risk:
             roll_back(registry, store, policy, home, snapshot, run_id)

@@ -156,11 +156,10 @@ def env(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     from pipelines.settings import load_settings
 
     defs = build_definitions()
-    instance = dg.DagsterInstance.get()
-    try:
+    # Entering the instance makes it Dagster's current one for this test: helpers such as
+    # build_resources enter and dispose an ephemeral instance and leave it current otherwise.
+    with dg.DagsterInstance.get() as instance:
         yield Env(isolated_home, defs, instance, load_settings(), monkeypatch)
-    finally:
-        instance.dispose()
 
 
 def register_external(
