@@ -17,20 +17,27 @@ retrain_job = dg.define_asset_job(
     description="Load the source, validate it, audit its labels, train and register a candidate.",
 )
 
-scan_version_job = dg.define_asset_job(
-    "scan_version",
-    selection=dg.AssetSelection.assets(*SCAN_ASSETS),
-    partitions_def=model_versions,
-    executor_def=dg.in_process_executor,
-    description="Snapshot a registered version, scan it, evaluate it and deploy it if it passes.",
-)
 
-rescan_version_job = dg.define_asset_job(
+def _version_job(name: str, assets: list[str], description: str) -> dg.UnresolvedAssetJobDefinition:
+    """A job over one `model_versions` partition, run in process (one version, one step chain)."""
+    return dg.define_asset_job(
+        name,
+        selection=dg.AssetSelection.assets(*assets),
+        partitions_def=model_versions,
+        executor_def=dg.in_process_executor,
+        description=description,
+    )
+
+
+scan_version_job = _version_job(
+    "scan_version",
+    SCAN_ASSETS,
+    "Snapshot a registered version, scan it, evaluate it and deploy it if it passes.",
+)
+rescan_version_job = _version_job(
     "rescan_version",
-    selection=dg.AssetSelection.assets(*RESCAN_ASSETS),
-    partitions_def=model_versions,
-    executor_def=dg.in_process_executor,
-    description="Scan a registered version again (new policy, new advisories); never deploys.",
+    RESCAN_ASSETS,
+    "Scan a registered version again (new policy, new advisories); never deploys.",
 )
 
 refresh_register_job = dg.define_asset_job(

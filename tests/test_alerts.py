@@ -65,17 +65,22 @@ def test_cli_alerts_on_a_blocked_retrain_and_not_on_a_pass(tmp_path, webhook) ->
     assert any(e["check"] == "registry_validation" for e in register), "the passing run's findings too"
 
 
-def test_run_status_sensor_alerts_for_a_blocked_run(env, webhook) -> None:
-    retrain = env.retrain(noise=0.3)
-    assert not retrain.success
+def _run_alert_sensor(env, failed_run) -> None:
+    """Evaluate the alert sensor as the daemon would after `failed_run` ended in failure."""
     context = dg.build_run_status_sensor_context(
         sensor_name=alert_on_blocked_runs.name,
-        dagster_event=retrain.get_run_failure_event(),
+        dagster_event=failed_run.get_run_failure_event(),
         dagster_instance=env.instance,
-        dagster_run=retrain.dagster_run,
+        dagster_run=failed_run.dagster_run,
         resources=default_resources(env.settings),
     )
     alert_on_blocked_runs(context)
+
+
+def test_run_status_sensor_alerts_for_a_blocked_run(env, webhook) -> None:
+    retrain = env.retrain(noise=0.3)
+    assert not retrain.success
+    _run_alert_sensor(env, retrain)
     [message] = webhook.received
     assert message["event"] == "blocked" and message["run_id"] == retrain.run_id
 
@@ -84,14 +89,7 @@ def test_at_risk_alert_when_a_rescan_blocks_the_champion(env, webhook) -> None:
     assert env.retrain().success and env.scan("demo", 1).success
     env.set_policy("checks:\n  label_noise:\n    max_noise_rate: 0.0\n")
     rescan = env.scan("demo", 1, only=["model_version", "model_evaluation"])
-    context = dg.build_run_status_sensor_context(
-        sensor_name=alert_on_blocked_runs.name,
-        dagster_event=rescan.get_run_failure_event(),
-        dagster_instance=env.instance,
-        dagster_run=rescan.dagster_run,
-        resources=default_resources(env.settings),
-    )
-    alert_on_blocked_runs(context)
+    _run_alert_sensor(env, rescan)
     assert {m["event"] for m in webhook.received} == {"blocked", "at_risk"}
     assert all(m["version"] == "1" for m in webhook.received)
 
