@@ -41,7 +41,11 @@ def evaluate_version(
     dataset = load_dataset(home.datasets_dir, snapshot.dataset_digest) if snapshot.dataset_digest else None
     model = load_verified_model(store, snapshot)  # even without a holdout: a model that won't load fails
     if dataset is None:
-        result["notes"].append("training data or holdout not retrievable through lineage")
+        note = snapshot.lineage_note or "training data or holdout not retrievable through lineage"
+        result["notes"].append(note)
+        return result
+    if not dataset.holdout_rows:
+        result["notes"].append("no holdout was logged with the training data (an evaluation dataset input)")
         return result
     holdout = dataset.frame().iloc[dataset.holdout_rows]
     result["metrics"] = evaluate(model, holdout, dataset.label)

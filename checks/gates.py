@@ -491,6 +491,7 @@ def _registry_facts(
         data_verdict,
         retrievable,
         policy.for_model(snapshot.name).owner,
+        snapshot.lineage_note,
     )
 
 

@@ -130,7 +130,7 @@ def performance_check(
     """
     config = policy.checks.performance
 
-    def gap(key: str, title: str, remediation: str) -> Finding:
+    def gap(key: str, title: str, remediation: str, **evidence: Any) -> Finding:
         return Finding(
             check="performance",
             severity=Severity.MEDIUM,
@@ -139,6 +139,7 @@ def performance_check(
             subject_identity=identity,
             key=key,
             subject=subject,
+            evidence=evidence,
             taxonomy=PERFORMANCE_TAXONOMY,
             remediation=remediation,
         )
@@ -154,7 +155,9 @@ def performance_check(
                 gap(
                     "no_holdout",
                     "Holdout not retrievable; performance not checked",
-                    "Train through mlgate, or tag the version with its dataset digest and keep the snapshot.",
+                    "Train through mlgate, or log the training and evaluation data with the run "
+                    "(dataset inputs with readable sources, or run artifacts).",
+                    reason="; ".join(evaluation.get("notes", [])),
                 )
             )
         progress["compared_with"] = evaluation.get("champion_version")

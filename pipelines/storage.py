@@ -131,6 +131,7 @@ class VersionSnapshot:
     has_signature: bool = False
     has_input_example: bool = False
     dataset_digest: str | None = None
+    lineage_note: str = ""  # why the training data is not retrievable, when it is not
 
     @property
     def subject(self) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,8 +171,12 @@ def register_external(
     tags: dict | None = None,
     serialization: str = "skops",
     signature: bool = True,
+    log_data: Callable[[], None] | None = None,
 ) -> str:
-    """Log and register a model the way another team's job would (not through mlgate's retrain)."""
+    """Log and register a model the way another team's job would (not through mlgate's retrain).
+
+    `log_data` runs inside the training run, e.g. to log its dataset inputs or data artifacts.
+    """
     import mlflow
     import skops.io
     from mlflow.models import infer_signature
@@ -192,5 +196,7 @@ def register_external(
         extra["signature"] = infer_signature(features, model.predict(features.head(20)))
         extra["input_example"] = features.head(2)
     with mlflow.start_run(experiment_id=experiment):
+        if log_data is not None:
+            log_data()
         info = mlflow.sklearn.log_model(model, name="model", serialization_format=serialization, **extra)
     return str(mlflow.register_model(info.model_uri, name, tags=tags or {}).version)

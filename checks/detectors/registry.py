@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from checks.findings import Finding, Severity
 
-VERSION = "1"
+VERSION = "2"
 CHECK = "registry_validation"
 TAXONOMY = {"owasp_ml": "ML10:2023", "atlas": "AML.T0010"}
 LINEAGE_TAG = "mlgate.dataset_digest"
@@ -23,6 +23,7 @@ class RegistryFacts:
     data_verdict: str | None  # passed | blocked | None (no stored data checks)
     data_retrievable: bool  # the training snapshot for the lineage digest is available
     policy_owner: str | None = None
+    lineage_note: str = ""  # why training data logged with the version could not be retrieved
 
 
 def validate_registry_entry(
@@ -64,7 +65,18 @@ def validate_registry_entry(
             )
         )
     digest = facts.tags.get(LINEAGE_TAG)
-    if not digest:
+    if not digest and facts.lineage_note:
+        found.append(
+            finding(
+                Severity.MEDIUM,
+                "training_data_not_retrievable",
+                "Training data of this version is not retrievable, so its data checks did not run",
+                "Log the training data as a run artifact or as a dataset input with a readable source "
+                f"(mlflow.data.from_pandas(df, source=PATH)), or tag the version {LINEAGE_TAG}.",
+                reason=facts.lineage_note,
+            )
+        )
+    elif not digest:
         found.append(
             finding(
                 Severity.MEDIUM,
