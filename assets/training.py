@@ -10,6 +10,7 @@ from assets.collection import RawData
 from checks.detectors.registry import LINEAGE_TAG
 from checks.detectors.tabular import DataError
 from pipelines.audit import AuditPredictions, compute_audit_predictions
+from pipelines.partitions import RETRAIN_RUN_TAG
 from pipelines.resources import HomeResource, PolicyResource, RegistryResource
 from pipelines.storage import DatasetSnapshot, save_dataset
 from pipelines.training import evaluate, fit_model
@@ -143,7 +144,11 @@ def candidate_model(
         version = mlflow.register_model(
             info.model_uri,
             training_data.model_name,
-            tags={LINEAGE_TAG: training_data.digest, "mlgate.dataset": training_data.name},
+            tags={
+                LINEAGE_TAG: training_data.digest,
+                "mlgate.dataset": training_data.name,
+                RETRAIN_RUN_TAG: context.run.run_id,
+            },
         )
     result = {"name": training_data.model_name, "version": str(version.version), "run_id": run.info.run_id}
     return dg.Output(result, metadata={**result, **{f"holdout_{k}": v for k, v in metrics.items()}})

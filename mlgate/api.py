@@ -156,7 +156,7 @@ def run(
     from checks.policy import load_policy
     from checks.store import FindingsStore
     from pipelines.definitions import build_definitions
-    from pipelines.partitions import partition_key
+    from pipelines.partitions import IN_PROCESS_SCAN_TAG, partition_key
 
     defs = build_definitions()
     instance = dg.DagsterInstance.get()
@@ -171,6 +171,7 @@ def run(
     retrain = defs.resolve_job_def("retrain").execute_in_process(
         instance=instance,
         run_config={"ops": {"raw_data": {"config": source}}, "loggers": loggers},
+        tags={IN_PROCESS_SCAN_TAG: "in_process"},  # the sensor leaves this version to us
         raise_on_error=False,
     )
     store = FindingsStore(settings.store_url)

@@ -12,6 +12,12 @@ import re
 import dagster as dg
 
 model_versions = dg.DynamicPartitionsDefinition(name="model_versions")
+
+# Who scans a freshly trained version: a retrain run tagged IN_PROCESS_SCAN_TAG (the CLI's) scans
+# its own version next, so the registry sensor leaves versions whose RETRAIN_RUN_TAG names such a
+# run alone for a while instead of requesting a second scan.
+RETRAIN_RUN_TAG = "mlgate.retrain_run_id"
+IN_PROCESS_SCAN_TAG = "mlgate/scan"
 _PREFIX = re.compile(r"^([0-9a-f]{8}):(.+)$")
 
 

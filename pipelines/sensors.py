@@ -3,8 +3,9 @@
 The cursor is the highest handled version per model, so restarts and outages lose nothing:
 versions registered meanwhile are found on the next tick. Tag writes (mlgate's verdicts) do not
 change version numbers, so they never retrigger it. A version is requested once (run key = its
-partition key) and only when it has no stored scan and no run yet (e.g. `mlgate run` scanning
-its own version in process). Each tick is bounded in time and pages through the registry.
+partition key) and only when it has no stored scan and no run yet; a version that `mlgate run`
+registered is left to that process, which scans it next (`_handed_to_its_trainer`). Each tick
+is bounded in time and pages through the registry.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import dagster as dg
 
 from checks.store import FindingsStore
 from pipelines.jobs import scan_version_job
-from pipelines.partitions import model_versions, partition_key
+from pipelines.partitions import IN_PROCESS_SCAN_TAG, RETRAIN_RUN_TAG, model_versions, partition_key
 from pipelines.resources import RegistryResource, StoreResource
 
 PAGE_SIZE = 200
 TICK_BUDGET_SECONDS = 40.0  # Dagster ends a tick at 60 s
+HANDOFF_SECONDS = 120.0
 
 
 def sensor_interval() -> int:
@@ -80,9 +82,25 @@ def plan_scans(
             if mv.status == "PENDING_REGISTRATION":
                 break  # retry from here on the next tick; later versions wait behind it
             if mv.status == "READY" and not _already_scanned(store, instance, registry_uri, name, mv.version):
+                if _handed_to_its_trainer(instance, mv):
+                    break  # likewise
                 plan.keys.append(partition_key(name, mv.version))
             plan.cursor[name] = number
     return plan
+
+
+def _handed_to_its_trainer(instance: dg.DagsterInstance, mv: Any) -> bool:
+    """True while the in-process retrain that registered this version is about to scan it itself.
+
+    After HANDOFF_SECONDS without a scan run (the CLI died, say) the sensor takes the version over.
+    """
+    run_id = (mv.tags or {}).get(RETRAIN_RUN_TAG)
+    record = instance.get_run_record_by_id(run_id) if run_id else None
+    if record is None or record.dagster_run.tags.get(IN_PROCESS_SCAN_TAG) != "in_process":
+        return False
+    if not record.dagster_run.is_finished:
+        return True
+    return time.time() - (record.end_time or 0) < HANDOFF_SECONDS
 
 
 def _already_scanned(

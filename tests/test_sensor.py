@@ -155,3 +155,51 @@ def test_sensor_scans_every_version_once_across_an_outage(env, mlflow_server, mo
     for key in ("outside/1", "outside/2", "outside/3", "demo/1"):
         runs = env.instance.get_run_records(filters=dg.RunsFilter(tags={"dagster/partition": key}))
         assert len(runs) == 1, f"{key} scanned exactly once"
+
+
+def _plan(env, cursor: dict[str, int] | None = None):
+    from pipelines.resources import default_resources
+    from pipelines.sensors import plan_scans
+
+    resources = default_resources(env.settings)
+    registry = resources["registry"]
+    return plan_scans(
+        registry.client(),
+        env.store,
+        env.instance,
+        registry.registry_uri,
+        cursor or {},
+        [],
+        time.monotonic() + 30,
+    )
+
+
+def _retrain_tagged(env, tags: dict[str, str]) -> None:
+    from tests.conftest import QUIET
+
+    config = {
+        "ops": {"raw_data": {"config": {"path": str(BUNDLED), "label": "diagnosis", "model_name": "demo"}}},
+        **QUIET,
+    }
+    job = env.defs.resolve_job_def("retrain")
+    assert job.execute_in_process(instance=env.instance, run_config=config, tags=tags).success
+
+
+def test_sensor_leaves_a_cli_retrain_s_version_to_the_cli_until_the_handoff_expires(env, monkeypatch) -> None:
+    from pipelines.partitions import IN_PROCESS_SCAN_TAG
+
+    _retrain_tagged(env, {IN_PROCESS_SCAN_TAG: "in_process"})  # as `mlgate run` does, before its scan
+    waiting = _plan(env)
+    assert waiting.keys == [] and waiting.cursor == {}, "not requested, and the cursor waits at it"
+    monkeypatch.setattr("pipelines.sensors.HANDOFF_SECONDS", 0.0)  # the CLI died before scanning
+    assert _plan(env).keys == ["demo/1"]
+
+
+def test_sensor_skips_a_version_its_cli_already_scanned_and_requests_scheduled_retrains(env) -> None:
+    from pipelines.partitions import IN_PROCESS_SCAN_TAG
+
+    _retrain_tagged(env, {IN_PROCESS_SCAN_TAG: "in_process"})
+    assert env.scan("demo", 1).success
+    _retrain_tagged(env, {})  # a scheduled retrain: the sensor scans its version at once
+    plan = _plan(env)
+    assert plan.keys == ["demo/2"] and plan.cursor == {"demo": 2}
