@@ -17,16 +17,16 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = ["__version__", "load_model", "scan_data"]
 
 
-def load_model(uri: str) -> Any:
-    """Load a registered model through mlgate's load guard.
+def load_model(uri: str, tracking_uri: str | None = None) -> Any:
+    """Load a registered model for serving, only if mlgate passed exactly these files.
 
-    `uri` is ``models:/<name>/<version>`` or ``models:/<name>@<alias>``. Raises
-    `checks.load_guard.UntrustedModelError` unless the version's artifact passed mlgate's safety
-    scan and the cached copy still matches the scanned digest.
+    `uri` is ``models:/<name>/<version>`` or ``models:/<name>@<alias>``. The files are copied
+    once, that copy is verified (a complete, passing scan of its artifact digest under the current
+    policy) and that same copy is loaded. Raises `checks.load_guard.UntrustedModelError` otherwise.
     """
     from mlgate.api import load_model as _load
 
-    return _load(uri)
+    return _load(uri, tracking_uri=tracking_uri)
 
 
 def scan_data(path: str, label: str, suite: str | None = None, policy: str | None = None) -> dict[str, Any]:

@@ -316,15 +316,70 @@ def _failure_message(result) -> str:
     return "see the run's logs in the Dagster UI (make ui)"
 
 
-def load_model(uri: str) -> Any:
-    """Resolve a models:/ URI in the configured registry and load it through the load guard."""
+def verify(uri: str, *, tracking_uri: str | None = None, policy_path: str | None = None) -> Outcome:
+    """Has this version passed a complete scan, and do its registry files still match it?"""
+    import tempfile
+
+    from pipelines.verification import RegistryUnreachable
+
+    settings, registry, name, version = _consumer_context(uri, tracking_uri, policy_path)
+    with tempfile.TemporaryDirectory(prefix="mlgate-verify-") as tmp:
+        try:
+            check = _fetch_and_verify(settings, registry, name, version, Path(tmp))
+        except RegistryUnreachable as exc:
+            raise UsageError(str(exc)) from None
+    verdict = "passed" if check.passed else "blocked"
+    subject = {"model": name, "version": version, "registry": registry.registry_uri}
+    report = {
+        "schema_version": "1",
+        "verdict": verdict,
+        "subject": subject | {"artifact_digest": check.snapshot.artifact_digest},
+        "scan_id": check.verdict.scan_id,
+        "reasons": [] if check.passed else [check.why_not],
+    }
+    note = f"{name} v{version}: " + ("verified" if check.passed else f"not verified: {check.why_not}")
+    return Outcome(verdict, report, [note])
+
+
+def load_model(uri: str, *, tracking_uri: str | None = None) -> Any:
+    """Load a version for serving, only if it passed a complete mlgate scan.
+
+    The version's files are copied once into a private temporary directory; that copy is verified
+    (artifact digest, complete passing scan under the current policy) and that same copy is
+    loaded through the load guard, so files changed in the registry after the check are never
+    loaded. Raises UntrustedModelError when the version may not be loaded.
+    """
+    import tempfile
+
     from checks.load_guard import UntrustedModelError, load_verified_model
     from checks.store import FindingsStore
-    from pipelines.storage import load_version
+    from pipelines.verification import RegistryUnreachable
 
-    settings = _environment(None)
-    name, version = _resolve_model_uri(uri, settings.registry_uri)
-    snapshot = load_version(settings.cache_dir, settings.registry_uri, name, version)
-    if snapshot is None:
-        raise UntrustedModelError(f"refusing to load {name} v{version}: mlgate has not scanned it")
-    return load_verified_model(FindingsStore(settings.store_url), snapshot)
+    settings, registry, name, version = _consumer_context(uri, tracking_uri, None)
+    with tempfile.TemporaryDirectory(prefix="mlgate-load-") as tmp:
+        try:
+            check = _fetch_and_verify(settings, registry, name, version, Path(tmp))
+        except RegistryUnreachable as exc:
+            raise UntrustedModelError(f"refusing to load {name} v{version}: {exc}") from None
+        if not check.passed:
+            raise UntrustedModelError(f"refusing to load {name} v{version}: {check.why_not}")
+        return load_verified_model(FindingsStore(settings.store_url), check.snapshot)
+
+
+def _consumer_context(uri: str, tracking_uri: str | None, policy_path: str | None):
+    from pipelines.resources import RegistryResource
+
+    settings = _environment(policy_path)
+    registry_uri = tracking_uri or settings.registry_uri
+    name, version = _resolve_model_uri(uri, registry_uri)
+    registry = RegistryResource(tracking_uri=tracking_uri or settings.tracking_uri, registry_uri=registry_uri)
+    return settings, registry, name, version
+
+
+def _fetch_and_verify(settings: Any, registry: Any, name: str, version: str, destination: Path):
+    from checks.policy import load_policy
+    from checks.store import FindingsStore
+    from pipelines.verification import fetch_and_verify
+
+    policy = load_policy(settings.policy_path)
+    return fetch_and_verify(registry, FindingsStore(settings.store_url), policy, name, version, destination)

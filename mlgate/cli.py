@@ -81,6 +81,20 @@ def cmd_scan_model(args: argparse.Namespace) -> int:
     return _finish(outcome, args)
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from checks.findings import dumps_strict
+    from mlgate import api
+
+    with _stdout_to_stderr():
+        outcome = api.verify(args.uri, tracking_uri=args.tracking_uri, policy_path=args.policy)
+    if args.format == "json":
+        print(dumps_strict(outcome.report))
+    if not args.quiet or args.format == "text":
+        for note in outcome.notes:
+            print(note, file=sys.stderr if args.format == "json" else sys.stdout)
+    return outcome.exit_code
+
+
 def cmd_scan_data(args: argparse.Namespace) -> int:
     from mlgate import api
 
@@ -209,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--promote", action="store_true", help="move the alias if the version passes")
     p.set_defaults(func=cmd_scan_model)
 
+    p = sub.add_parser(
+        "verify", parents=[common], help="exit 0 only if a version's current files passed a complete scan"
+    )
+    p.add_argument("uri", help="models:/NAME/VERSION or models:/NAME@ALIAS")
+    p.add_argument("--tracking-uri", help="the MLflow tracking and registry URI (default: mlgate's)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--policy", help="policy YAML file (default: MLGATE_POLICY, ./mlgate.yaml, built-in)")
+    p.set_defaults(func=cmd_verify)
     p = sub.add_parser("scan-data", parents=[scan], help="run the data checks on a file")
     p.add_argument("path")
     p.add_argument("--label", required=True)
