@@ -6,25 +6,36 @@ A new check is one detector module and one line here (plus its callable in the s
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
-from types import ModuleType
-
-from checks.detectors import artifact, data_quality, label_noise, performance, registry
 
 
 @dataclass(frozen=True)
 class CheckInfo:
+    """One check; its detector module is imported only when its version or taxonomy is read, so
+    commands that need one light detector (scan-artifact) do not pay for the heavy ones."""
+
     name: str
     stage: str
     asset: str
-    version: str
+    detector: str  # module under checks.detectors
     description: str
-    taxonomy: dict[str, str]
+
+    @property
+    def version(self) -> str:
+        return self._module().VERSION
+
+    @property
+    def taxonomy(self) -> dict[str, str]:
+        return self._module().TAXONOMY
+
+    def _module(self):
+        return importlib.import_module(f"checks.detectors.{self.detector}")
 
 
-def _info(name: str, stage: str, asset: str, detector: ModuleType, description: str) -> CheckInfo:
-    return CheckInfo(name, stage, asset, detector.VERSION, description, detector.TAXONOMY)
+def _info(name: str, stage: str, asset: str, detector: str, description: str) -> CheckInfo:
+    return CheckInfo(name, stage, asset, detector, description)
 
 
 CHECKS = [
@@ -32,35 +43,35 @@ CHECKS = [
         "data_quality",
         "data",
         "training_data",
-        data_quality,
+        "data_quality",
         "Expectation suite (GX Core) or baseline contract on the training snapshot",
     ),
     _info(
         "label_noise",
         "data",
         "audit_predictions",
-        label_noise,
+        "label_noise",
         "Mislabelled / flipped-label rows from out-of-fold probabilities (cleanlab)",
     ),
     _info(
         "artifact_safety",
         "registration",
         "model_version",
-        artifact,
+        "artifact",
         "Static scan of the model artifact before anything loads it",
     ),
     _info(
         "registry_validation",
         "registration",
         "model_version",
-        registry,
+        "registry",
         "Signature, input example, lineage to checked data, owner",
     ),
     _info(
         "performance",
         "evaluation",
         "model_evaluation",
-        performance,
+        "performance",
         "Holdout metrics not regressed against the champion",
     ),
 ]

@@ -6,13 +6,19 @@ The public Python API is deliberately small; everything else lives in `pipelines
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("mlgate")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+local"
+
+def __getattr__(name: str) -> str:
+    """`mlgate.__version__`, read from the installed metadata only when asked (it costs ~0.1 s)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'mlgate' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlgate")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0.0.0+local"
 
 __all__ = ["__version__", "load_model", "scan_data"]
 
