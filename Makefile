@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 export MLGATE_HOME ?= $(CURDIR)/.mlgate
 
-.PHONY: install run test lint ui clean bench
+.PHONY: install browser run test lint ui clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,23 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m mlgate.demo
 
+## Chromium and chromedriver for the UI test (Debian packages; apt-get only when one is missing).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && exit 0; \
+	hint="tests/test_ui.py skips without them (fails when CI=true)"; \
+	if ! command -v apt-get >/dev/null; then \
+		echo "make browser: chromium/chromedriver missing and no apt-get: install them yourself; $$hint" >&2; exit 0; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+		echo "make browser: not root and no sudo: run 'apt-get install chromium chromium-driver' as root; $$hint" >&2; \
+		exit 0; \
+	fi; \
+	echo "make browser: installing chromium chromium-driver with apt-get" >&2; \
+	$$sudo apt-get update && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
+
 ## Lint, then the whole test suite (real Dagster and MLflow, temporary state).
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
