@@ -68,6 +68,13 @@ CHECKS = [
         "Signature, input example, lineage to checked data, owner",
     ),
     _info(
+        "dependency_advisories",
+        "registration",
+        "model_version",
+        "dependencies",
+        "Model environment pins against a local OSV advisory snapshot; unpinned requirements",
+    ),
+    _info(
         "performance",
         "evaluation",
         "model_evaluation",

@@ -26,6 +26,7 @@ from checks.runner import CheckFn, CheckOutcome
 from checks.stage_checks import (
     artifact_safety_check,
     data_quality_check,
+    dependency_check,
     label_noise_check,
     performance_check,
     registry_check,
@@ -518,6 +519,16 @@ def version_gate(
             ),
         ),
         ("registry_validation", registry_check(facts, identity=snapshot.name, subject=snapshot.subject)),
+        (
+            "dependency_advisories",
+            dependency_check(
+                Path(snapshot.artifact_dir),
+                home.advisories_dir,
+                current,
+                identity=snapshot.name,
+                subject=snapshot.subject,
+            ),
+        ),
     ]
     yield from _model_gate(
         context, "model_version", snapshot, checks, registry, store, current, home, last=False

@@ -56,12 +56,17 @@ class PerformanceConfig(CheckConfig):
     tolerance: float = Field(0.02, ge=0, le=1)
 
 
+class DependencyConfig(CheckConfig):
+    stale_after_days: float = Field(30.0, gt=0)  # an older advisory snapshot is a low finding
+
+
 class ChecksConfig(_Strict):
     data_quality: DataQualityConfig = DataQualityConfig()
     label_noise: LabelNoiseConfig = LabelNoiseConfig()
     artifact_safety: CheckConfig = CheckConfig(timeout_seconds=120)
     registry_validation: CheckConfig = CheckConfig(timeout_seconds=900)  # may re-run data checks
     performance: PerformanceConfig = PerformanceConfig()
+    dependency_advisories: DependencyConfig = DependencyConfig(timeout_seconds=120)
 
     def for_check(self, name: str) -> CheckConfig:
         return getattr(self, name)

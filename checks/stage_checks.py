@@ -110,6 +110,33 @@ def artifact_safety_check(artifact_dir: Path, *, identity: str, subject: dict[st
     return run
 
 
+def dependency_check(
+    artifact_dir: Path, advisories_dir: Path, policy: Policy, *, identity: str, subject: dict[str, Any]
+) -> CheckFn:
+    """Pins of the model's environment files against the local OSV database (never the network)."""
+    from checks.advisories import open_for_scan
+    from checks.detectors.dependencies import scan_dependencies
+
+    def run(progress: dict[str, Any]) -> list[Finding]:
+        database, problem = open_for_scan(advisories_dir)
+        if database is not None:
+            progress["advisory_database"] = database.info.source
+        try:
+            return scan_dependencies(
+                artifact_dir,
+                database,
+                subject_identity=identity,
+                subject=subject,
+                database_problem=problem,
+                stale_after_days=policy.checks.dependency_advisories.stale_after_days,
+            )
+        finally:
+            if database is not None:
+                database.close()
+
+    return run
+
+
 def registry_check(facts: Callable[[], RegistryFacts], *, identity: str, subject: dict[str, Any]) -> CheckFn:
     """Registry validation; `facts` is called inside the budget (resolving lineage can be slow)."""
 

@@ -152,6 +152,23 @@ def cmd_suite_init(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_ADVISORIES_SOURCE = "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip"
+
+
+def cmd_advisories_update(args: argparse.Namespace) -> int:
+    from checks.advisories import UpdateError, update
+    from pipelines.settings import load_settings
+
+    source = args.source or os.environ.get("MLGATE_ADVISORIES_URL") or DEFAULT_ADVISORIES_SOURCE
+    try:
+        info = update(source, load_settings().advisories_dir)
+    except UpdateError as exc:
+        raise UsageError(f"advisories update: {exc}") from None
+    snapshot = info.snapshot_at.date().isoformat() if info.snapshot_at else "unknown date"
+    print(f"advisories: {info.records} records for {info.packages} packages (snapshot {snapshot})")
+    return 0
+
+
 def cmd_findings_list(args: argparse.Namespace) -> int:
     from checks.findings import dumps_strict
     from checks.store import FindingsStore
@@ -257,6 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="where to write (default: suites/<name>.json)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_suite_init)
+
+    advisories = sub.add_parser("advisories", help="the local OSV advisory database").add_subparsers(
+        dest="action", required=True
+    )
+    p = advisories.add_parser("update", parents=[common], help="refresh it from a URL or a local OSV zip")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="URL|FILE",
+        help="an OSV PyPI zip (default: MLGATE_ADVISORIES_URL, else OSV's public PyPI export)",
+    )
+    p.set_defaults(func=cmd_advisories_update)
 
     findings = sub.add_parser("findings", help="stored findings").add_subparsers(dest="action", required=True)
     p = findings.add_parser("list", parents=[common], help="list stored findings, newest first")

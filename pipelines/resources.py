@@ -58,6 +58,10 @@ class HomeResource(dg.ConfigurableResource):
         return Path(self.path) / "reports"
 
     @property
+    def advisories_dir(self) -> Path:
+        return Path(self.path) / "advisories"
+
+    @property
     def artifact_root(self) -> Path:
         return Path(self.path) / "mlartifacts"
 

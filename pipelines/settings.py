@@ -42,6 +42,10 @@ class Settings:
     def reports_dir(self) -> Path:
         return self.home / "reports"
 
+    @property
+    def advisories_dir(self) -> Path:
+        return self.home / "advisories"
+
 
 def load_settings() -> Settings:
     """Read MLGATE_HOME and friends; defaults keep everything under ./.mlgate."""

@@ -39,6 +39,7 @@ def test_clean_retrain_passes_is_tagged_and_promoted(env) -> None:
         "label_noise",
         "artifact_safety",
         "registry_validation",
+        "dependency_advisories",
         "performance",
     }
     assert env.champion("demo") == "1"
