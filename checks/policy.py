@@ -82,8 +82,21 @@ class DetectionModelConfig(_Strict):
 
 
 class ModelContext(_Strict):
+    """Where the model runs: orders findings by contextual risk (checks.risk); never unblocks."""
+
     environment: Literal["production", "staging", "development"] = "production"
     exposure: Literal["public", "internal", "offline"] = "internal"
+    data_sensitivity: Literal["high", "medium", "low", "public"] = "medium"
+
+
+class Slas(_Strict):
+    """Days to fix or waive a finding, by the risk band it falls in (None: no due date)."""
+
+    critical: int | None = Field(7, ge=0)
+    high: int | None = Field(30, ge=0)
+    medium: int | None = Field(90, ge=0)
+    low: int | None = Field(180, ge=0)
+    info: int | None = Field(None, ge=0)
 
 
 def _optional_severity(value: Any) -> str | None:
@@ -117,6 +130,7 @@ class Policy(_Strict):
     checks: ChecksConfig = ChecksConfig()
     models: dict[str, ModelPolicy] = {}
     waivers: list[Waiver] = []
+    slas: Slas = Slas()
     _sev = field_validator("blocking_severity", mode="before")(_severity)
 
     def for_model(self, name: str | None) -> ModelPolicy:
@@ -129,7 +143,7 @@ class Policy(_Strict):
 
     @property
     def digest(self) -> str:
-        """Hash of everything that changes what a scan finds or blocks (not waivers or context).
+        """Hash of everything that changes what a scan finds or blocks (not waivers, context, SLAs).
 
         Waivers and context are applied at verdict time from the current policy, so changing them
         does not force a rescan; changing a threshold, a budget or the detection model does.
