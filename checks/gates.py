@@ -20,6 +20,7 @@ from checks.detectors.registry import LINEAGE_TAG, RegistryFacts
 from checks.digests import file_digest
 from checks.findings import PASSED, Finding, severity_counts, to_jsonable
 from checks.gate import execute_checks, outcome_blocks, reuse
+from checks.history import FindingsDiff, previous_version, version_diff
 from checks.policy import Policy
 from checks.report import build_report
 from checks.runner import CheckFn, CheckOutcome
@@ -292,8 +293,12 @@ def publish_verdict(
     home: HomeResource,
     snapshot: VersionSnapshot,
     run_id: str,
-) -> str:
-    """Write the version's verdict tags and JSON report from what the store now holds."""
+) -> tuple[str, dict[str, str]]:
+    """Write the version's verdict tags and JSON report from what the store now holds.
+
+    Returns the verdict and one-line diffs against the previous scanned version and the alias
+    holder (for the checks' metadata); the report carries the full diffs.
+    """
     verdict = version_verdict(
         store,
         policy,
@@ -304,6 +309,8 @@ def publish_verdict(
         dataset_digest=snapshot.dataset_digest,
     )
     outcome = "passed" if verdict.deployable else "blocked"
+    alias = policy.for_model(snapshot.name).alias
+    diffs = _diffs(store, snapshot, registry.alias_holder(snapshot.name, alias))
     report = build_report(
         verdict=outcome,
         subject=snapshot.subject,
@@ -313,6 +320,7 @@ def publish_verdict(
         artifact_digest=snapshot.artifact_digest,
         scan_id=verdict.scan_id,
         reasons=verdict.reasons,
+        diff={k: d.as_dict() for k, d in diffs.items()},
     )
     report_uri = _write_report(home, verdict.scan_id or run_id, report)
     tags = {
@@ -323,7 +331,6 @@ def publish_verdict(
         "mlgate.report_uri": report_uri,
         **{f"mlgate.findings.{k}": v for k, v in report["counts"].items()},
     }
-    alias = policy.for_model(snapshot.name).alias
     if outcome == "blocked" and registry.alias_holder(snapshot.name, alias) == snapshot.version:
         tags["mlgate.at_risk"] = "true"
     record = dict(
@@ -353,7 +360,20 @@ def publish_verdict(
         )
         if policy.for_model(snapshot.name).rollback_on_risk:
             roll_back(registry, store, policy, home, snapshot, run_id)
-    return outcome
+    return outcome, {f"diff_vs_{k}": d.summary() for k, d in diffs.items()}
+
+
+def _diffs(store: FindingsStore, snapshot: VersionSnapshot, holder: str | None) -> dict[str, FindingsDiff]:
+    """Findings diffs against the previous scanned version and the alias holder, where they exist."""
+    keys = (store, snapshot.registry_uri, snapshot.name, snapshot.version)
+    baselines = {"previous": previous_version(*keys), "champion": holder}
+    diffs = {}
+    for label, against in baselines.items():
+        if against and against != snapshot.version:
+            diff = version_diff(*keys, against)
+            if diff is not None:
+                diffs[label] = diff
+    return diffs
 
 
 def roll_back(
@@ -464,9 +484,10 @@ def _model_gate(
     blocked = any(outcome_blocks(o, policy, snapshot.name) for o in outcomes)
     extra = {"artifact_digest": snapshot.artifact_digest}
     if blocked or last:
-        extra["verdict"] = publish_verdict(
+        extra["verdict"], diffs = publish_verdict(
             registry, findings_store, policy, home, snapshot, context.run.run_id
         )
+        extra |= diffs
     yield from _results(asset, outcomes, policy, snapshot.name, extra)
 
 

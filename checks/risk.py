@@ -76,9 +76,9 @@ def risk_of(finding: Finding, context: Any) -> Risk:
     return Risk(score, band, factors, reasons)
 
 
-def due_date(risk: Risk, first_seen: dt.date, slas: dict[str, int | None]) -> dt.date | None:
-    """When the finding must be fixed or waived: first seen plus the SLA days of its risk band."""
-    days = slas.get(risk.band.label)
+def due_date(band: Severity, first_seen: dt.date, slas: dict[str, int | None]) -> dt.date | None:
+    """When a finding must be fixed or waived: first seen plus the SLA days of its risk band."""
+    days = slas.get(band.label)
     return None if days is None else first_seen + dt.timedelta(days=days)
 
 

@@ -383,3 +383,36 @@ def _fetch_and_verify(settings: Any, registry: Any, name: str, version: str, des
 
     policy = load_policy(settings.policy_path)
     return fetch_and_verify(registry, FindingsStore(settings.store_url), policy, name, version, destination)
+
+
+def findings_diff(uri: str, *, against: str | None = None, tracking_uri: str | None = None) -> dict[str, Any]:
+    """A version's findings vs another version (`against`), or vs the previous scanned version and
+    the alias holder: new, reintroduced, recurring and fixed, by fingerprint."""
+    from checks.history import previous_version, version_diff, version_findings
+    from checks.policy import load_policy
+    from checks.store import FindingsStore
+
+    settings, registry, name, version = _consumer_context(uri, tracking_uri, None)
+    store = FindingsStore(settings.store_url)
+    if version_findings(store, registry.registry_uri, name, version) is None:
+        raise UsageError(f"{uri}: mlgate has no scan of {name} v{version}")
+    if against:
+        other_name, other = _resolve_model_uri(against, registry.registry_uri)
+        if other_name != name:
+            raise UsageError(f"{against}: compare versions of the same model ({name})")
+        baselines = {"requested": other}
+    else:
+        alias = load_policy(settings.policy_path).for_model(name).alias
+        baselines = {
+            "previous": previous_version(store, registry.registry_uri, name, version),
+            alias: registry.alias_holder(name, alias),
+        }
+    diffs = {}
+    for label, other in baselines.items():
+        if other and other != version:
+            diff = version_diff(store, registry.registry_uri, name, version, other)
+            if diff is None and label == "requested":
+                raise UsageError(f"{against}: mlgate has no scan of v{other}")
+            if diff is not None:
+                diffs[label] = diff.as_dict()
+    return {"model": name, "version": version, "registry": registry.registry_uri, "diffs": diffs}

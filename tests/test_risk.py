@@ -64,6 +64,6 @@ def test_risk_never_unblocks_and_sets_due_dates_by_band() -> None:
     assert POLICY.blocks(high, "batch-dev"), "a blocking finding still blocks, whatever its risk"
     first_seen = dt.date(2026, 1, 1)
     slas = POLICY.slas.model_dump()
-    assert due_date(risk_of(high, public_ctx()), first_seen, slas) == dt.date(2026, 1, 31)
+    assert due_date(risk_of(high, public_ctx()).band, first_seen, slas) == dt.date(2026, 1, 31)
     info = risk_of(_finding("registry_validation", Severity.INFO), public_ctx())
-    assert due_date(info, first_seen, slas) is None
+    assert due_date(info.band, first_seen, slas) is None
