@@ -158,8 +158,17 @@ class Policy(_Strict):
         canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def with_waivers(self, extra: list[dict[str, Any]]) -> Policy:
+        """This policy plus waivers granted elsewhere (the store's); a later waiver of the same
+        fingerprint wins. Waivers are not part of the digest, so no rescan follows."""
+        if not extra:
+            return self
+        added = [Waiver.model_validate(w) for w in extra]
+        return self.model_copy(update={"waivers": [*self.waivers, *added]})
+
     def active_waivers(self, today: dt.date | None = None) -> dict[str, Waiver]:
-        return {w.fingerprint: w for w in self.waivers if w.active(today)}
+        latest = {w.fingerprint: w for w in self.waivers}  # a later waiver (renewed, cut short) wins
+        return {fp: w for fp, w in latest.items() if w.active(today)}
 
     def apply_waivers(self, findings: list[Finding], today: dt.date | None = None) -> list[Finding]:
         """Mark findings covered by an unexpired waiver as waived (others open); returns them."""

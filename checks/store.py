@@ -119,6 +119,18 @@ decisions = sa.Table(
     sa.Column("at", TZ, nullable=False),
 )
 
+waivers = sa.Table(
+    "waivers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(32), nullable=False, index=True),
+    sa.Column("owner", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("expires", sa.Date, nullable=False),
+    sa.Column("actor", sa.String(128)),
+    sa.Column("created_at", TZ, nullable=False),
+)
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -321,6 +333,30 @@ class FindingsStore:
             **extra,
         }
         return self.append_audit("waiver", payload, actor=actor, conn=conn)
+
+    def add_waiver(self, *, fingerprint: str, owner: str, reason: str, expires: dt.date) -> None:
+        """Store a waiver and its audit entry in one transaction (the gate merges it with the policy's)."""
+        actor = _actor()
+        with self.transaction() as conn:
+            conn.execute(
+                waivers.insert().values(
+                    fingerprint=fingerprint,
+                    owner=owner,
+                    reason=reason,
+                    expires=expires,
+                    actor=actor,
+                    created_at=_now(),
+                )
+            )
+            self.record_waiver(
+                fingerprint=fingerprint, owner=owner, reason=reason, expires=expires, actor=actor, conn=conn
+            )
+
+    def stored_waivers(self) -> list[dict[str, Any]]:
+        """Every waiver granted through the store, oldest first (expired ones included)."""
+        columns = [waivers.c.fingerprint, waivers.c.owner, waivers.c.reason, waivers.c.expires]
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.select(*columns).order_by(waivers.c.id)).mappings()]
 
     def open_scan(
         self,

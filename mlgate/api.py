@@ -381,8 +381,9 @@ def _fetch_and_verify(settings: Any, registry: Any, name: str, version: str, des
     from checks.store import FindingsStore
     from pipelines.verification import fetch_and_verify
 
-    policy = load_policy(settings.policy_path)
-    return fetch_and_verify(registry, FindingsStore(settings.store_url), policy, name, version, destination)
+    store = FindingsStore(settings.store_url)
+    policy = load_policy(settings.policy_path).with_waivers(store.stored_waivers())
+    return fetch_and_verify(registry, store, policy, name, version, destination)
 
 
 def findings_diff(uri: str, *, against: str | None = None, tracking_uri: str | None = None) -> dict[str, Any]:

@@ -32,12 +32,15 @@ class StoreResource(dg.ConfigurableResource):
 
 
 class PolicyResource(dg.ConfigurableResource):
-    """The gate policy file; empty path means the embedded default policy."""
+    """The gate policy file (empty path: the embedded default), with the waivers granted through
+    the store (`mlgate findings waive`) merged in when a store URL is given."""
 
     path: str = ""
+    store_url: str = ""
 
     def load(self) -> Policy:
-        return load_policy(self.path or None)
+        policy = load_policy(self.path or None)
+        return policy.with_waivers(_store(self.store_url).stored_waivers()) if self.store_url else policy
 
 
 class HomeResource(dg.ConfigurableResource):
@@ -163,6 +166,6 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
     return {
         "registry": RegistryResource(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri),
         "store": StoreResource(url=settings.store_url),
-        "policy": PolicyResource(path=str(settings.policy_path or "")),
+        "policy": PolicyResource(path=str(settings.policy_path or ""), store_url=settings.store_url),
         "home": HomeResource(path=str(settings.home)),
     }
