@@ -24,7 +24,11 @@ def evaluation_path(home: HomeResource, registry_uri: str, name: str, version: s
 
 
 def evaluate_version(
-    snapshot: VersionSnapshot, store: FindingsStore, home: HomeResource, champion_version: str | None
+    snapshot: VersionSnapshot,
+    store: FindingsStore,
+    home: HomeResource,
+    champion_version: str | None,
+    allow: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Holdout metrics of the version and, on the same rows, of the champion.
 
@@ -39,7 +43,8 @@ def evaluate_version(
         "notes": [],
     }
     dataset = load_dataset(home.datasets_dir, snapshot.dataset_digest) if snapshot.dataset_digest else None
-    model = load_verified_model(store, snapshot)  # even without a holdout: a model that won't load fails
+    # loaded even without a holdout: a model that will not load fails the gate
+    model = load_verified_model(store, snapshot, allow)
     if dataset is None:
         note = snapshot.lineage_note or "training data or holdout not retrievable through lineage"
         result["notes"].append(note)
@@ -56,7 +61,7 @@ def evaluate_version(
         try:
             if champion is None:
                 raise UntrustedModelError(f"champion v{champion_version} was never scanned by mlgate")
-            result["champion"] = evaluate(load_verified_model(store, champion), holdout, dataset.label)
+            result["champion"] = evaluate(load_verified_model(store, champion, allow), holdout, dataset.label)
         except Exception as exc:  # noqa: BLE001 - an unusable champion is a governance gap, not a crash
             result["notes"].append(f"champion v{champion_version} could not be evaluated: {exc}")
     return result
@@ -79,9 +84,11 @@ def model_evaluation(
     snapshot = load_version(home.cache_dir, registry.registry_uri, name, version)
     if snapshot is None:
         raise dg.Failure(description=f"{name} v{version} has no snapshot; materialize model_version first")
-    holder = registry.alias_holder(name, policy.load().for_model(name).alias)
+    current = policy.load()
+    holder = registry.alias_holder(name, current.for_model(name).alias)
+    allow = frozenset(current.checks.artifact_safety.allow)
     try:
-        result = evaluate_version(snapshot, store.open(), home, holder)
+        result = evaluate_version(snapshot, store.open(), home, holder, allow)
     except Exception as exc:  # noqa: BLE001 - recorded for the gate, which blocks on it
         result = {"artifact_digest": snapshot.artifact_digest, "error": f"{type(exc).__name__}: {exc}"}
     write_json_atomic(evaluation_path(home, registry.registry_uri, name, version), result)

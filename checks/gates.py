@@ -536,7 +536,7 @@ def version_gate(
         (
             "artifact_safety",
             artifact_safety_check(
-                Path(snapshot.artifact_dir), identity=snapshot.name, subject=snapshot.subject
+                Path(snapshot.artifact_dir), current, identity=snapshot.name, subject=snapshot.subject
             ),
         ),
         ("registry_validation", registry_check(facts, identity=snapshot.name, subject=snapshot.subject)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +57,38 @@ class PerformanceConfig(CheckConfig):
     tolerance: float = Field(0.02, ge=0, le=1)
 
 
+class ArtifactSafetyConfig(CheckConfig):
+    """The static scanner's extra trust and limits (checks.artifact_scan.ScanPolicy)."""
+
+    # exact `module.name` entries of a team's own classes; the built-in denylist still wins
+    allow: list[str] = []
+    max_file_bytes: int = Field(2 * 1024**3, ge=1)
+    max_total_bytes: int = Field(8 * 1024**3, ge=1)
+    max_depth: int = Field(6, ge=1)
+    max_compression_ratio: float = Field(200.0, gt=1)
+    max_members: int = Field(10_000, ge=1)
+
+    @field_validator("allow")
+    @classmethod
+    def _exact_names(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", v)]
+        if bad:
+            raise ValueError(f"allow entries must be exact module.name paths (no wildcards): {bad}")
+        return sorted(set(value))
+
+    def scan_policy(self):
+        from checks.artifact_scan import ScanPolicy
+
+        return ScanPolicy(
+            allow=frozenset(self.allow),
+            max_file_bytes=self.max_file_bytes,
+            max_total_bytes=self.max_total_bytes,
+            max_depth=self.max_depth,
+            max_compression_ratio=self.max_compression_ratio,
+            max_members=self.max_members,
+        )
+
+
 class DependencyConfig(CheckConfig):
     stale_after_days: float = Field(30.0, gt=0)  # an older advisory snapshot is a low finding
 
@@ -63,7 +96,7 @@ class DependencyConfig(CheckConfig):
 class ChecksConfig(_Strict):
     data_quality: DataQualityConfig = DataQualityConfig()
     label_noise: LabelNoiseConfig = LabelNoiseConfig()
-    artifact_safety: CheckConfig = CheckConfig(timeout_seconds=120)
+    artifact_safety: ArtifactSafetyConfig = ArtifactSafetyConfig(timeout_seconds=120)
     registry_validation: CheckConfig = CheckConfig(timeout_seconds=900)  # may re-run data checks
     performance: PerformanceConfig = PerformanceConfig()
     dependency_advisories: DependencyConfig = DependencyConfig(timeout_seconds=120)

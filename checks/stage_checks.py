@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from checks.detectors.artifact import scan_sklearn_artifact
+from checks.detectors.artifact import scan_model_artifact
 from checks.detectors.data_quality import baseline_contract, validate_suite
 from checks.detectors.label_noise import TAXONOMY as NOISE_TAXONOMY
 from checks.detectors.label_noise import find_label_noise
@@ -102,10 +102,15 @@ def label_noise_check(
     return run
 
 
-def artifact_safety_check(artifact_dir: Path, *, identity: str, subject: dict[str, Any]) -> CheckFn:
+def artifact_safety_check(
+    artifact_dir: Path, policy: Policy, *, identity: str, subject: dict[str, Any]
+) -> CheckFn:
+    """The static scan of every file of the version (nothing is deserialised)."""
+    scan_policy = policy.checks.artifact_safety.scan_policy()
+
     def run(progress: dict[str, Any]) -> list[Finding]:
         progress["artifact_dir"] = str(artifact_dir)
-        return scan_sklearn_artifact(artifact_dir, subject_identity=identity, subject=subject)
+        return scan_model_artifact(artifact_dir, scan_policy, subject_identity=identity, subject=subject)
 
     return run
 

@@ -352,6 +352,7 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> Any:
     import tempfile
 
     from checks.load_guard import UntrustedModelError, load_verified_model
+    from checks.policy import load_policy
     from checks.store import FindingsStore
     from pipelines.verification import RegistryUnreachable
 
@@ -363,7 +364,8 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> Any:
             raise UntrustedModelError(f"refusing to load {name} v{version}: {exc}") from None
         if not check.passed:
             raise UntrustedModelError(f"refusing to load {name} v{version}: {check.why_not}")
-        return load_verified_model(FindingsStore(settings.store_url), check.snapshot)
+        allow = frozenset(load_policy(settings.policy_path).checks.artifact_safety.allow)
+        return load_verified_model(FindingsStore(settings.store_url), check.snapshot, allow)
 
 
 def _consumer_context(uri: str, tracking_uri: str | None, policy_path: str | None):

@@ -33,7 +33,7 @@ def test_guard_refuses_a_version_that_was_never_scanned(env) -> None:
     assert env.retrain().success
     import mlgate
 
-    with pytest.raises(UntrustedModelError, match="not scanned"):
+    with pytest.raises(UntrustedModelError, match="no scan of this version"):
         mlgate.load_model("models:/demo/1")
 
 
@@ -164,9 +164,35 @@ def test_skops_payload_is_caught_by_the_static_scan_and_never_runs(env, tmp_path
     assert not env.scan("demo", version).success
     assert not canary.exists(), "the artifact was deserialised"
     stored = env.store.checks_of(env.store.latest_scan("model_version", model_name="demo")["id"])
-    [finding] = [f for f in stored["artifact_safety"].findings if f.key == "untrusted_types"]
-    assert finding.severity.label == "critical"
-    assert "numpy.testing._private.utils.runstring" in finding.evidence["types"]
+    [finding] = [
+        f
+        for f in stored["artifact_safety"].findings
+        if f.evidence.get("global") == "numpy.testing._private.utils.runstring"
+    ]
+    assert finding.severity.label == "critical" and finding.evidence["format"] == "zip>skops"
     with pytest.raises(UntrustedModelError):
         load_verified_model(env.store, _snapshot(env, version))
+    assert not canary.exists()
+
+
+def test_a_clean_cloudpickle_model_passes_the_scan_and_loads_through_the_allowlist(env) -> None:
+    df = pd.read_csv(BUNDLED)
+    features = df.drop(columns=["diagnosis"])
+    model = LogisticRegression(max_iter=3000).fit(features, df["diagnosis"])
+    version = register_external(env, model, features, serialization="cloudpickle")
+    assert env.scan("demo", version).success
+    stored = env.store.checks_of(env.store.latest_scan("model_version", model_name="demo")["id"])
+    assert stored["artifact_safety"].status == "warned", "the pickle format itself is a medium finding"
+    assert stored["performance"].status != "error", "the guard loaded it for evaluation"
+    loaded = load_verified_model(env.store, _snapshot(env, version))
+    assert (loaded.predict(features.head(5)) == model.predict(features.head(5))).all()
+
+
+def test_the_guard_unpickler_refuses_names_outside_the_allowlist(tmp_path) -> None:
+    from checks.load_guard import _load_pickle
+
+    canary = tmp_path / "canary.txt"
+    snapshot = type("S", (), {"name": "m", "version": "1"})()
+    with pytest.raises(UntrustedModelError, match="not on the trust list"):
+        _load_pickle(snapshot, pickle.dumps(Canary(str(canary))), frozenset())
     assert not canary.exists()
