@@ -169,45 +169,17 @@ def cmd_advisories_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_findings_list(args: argparse.Namespace) -> int:
-    from checks.findings import dumps_strict
-    from checks.store import FindingsStore
-    from pipelines.settings import load_settings
+class _VersionAction(argparse.Action):
+    """`--version`, reading the installed metadata only when asked (it is slow to import)."""
 
-    rows = FindingsStore(load_settings().store_url).list_findings(model_name=args.model, limit=args.limit)
-    if args.format == "json":
-        print(
-            dumps_strict(
-                [
-                    {
-                        **r["payload"],
-                        "scan_id": r["scan_id"],
-                        "scan_kind": r["kind"],
-                        "version": r["version"],
-                        "recorded_at": r["created_at"],
-                    }
-                    for r in rows
-                ]
-            )
-        )
-        return 0
-    if not rows:
-        print("no findings stored")
-    for r in rows:
-        f = r["payload"]
-        where = (
-            f"{r['model_name'] or '-'} v{r['version']}" if r["version"] else f"{r['model_name'] or '-'} data"
-        )
-        print(
-            f"{r['created_at']:%Y-%m-%d %H:%M}  {f['severity']:8} {f['check']:20} {where:24} "
-            f"{f['fingerprint'][:12]}  {f['title']}"
-        )
-    return 0
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from mlgate import __version__
+
+        print(f"mlgate {__version__}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlgate import __version__
-
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", "-q", action="store_true", help="only the result")
     common.add_argument("--verbose", "-v", action="store_true", help="show library logs on stderr")
@@ -216,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--policy", help="policy YAML file (default: MLGATE_POLICY, ./mlgate.yaml, built-in)")
 
     parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0], parents=[common])
-    parser.add_argument("--version", action="version", version=f"mlgate {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", parents=[scan], help="retrain on a source, then scan and deploy the version")
@@ -287,12 +259,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_advisories_update)
 
-    findings = sub.add_parser("findings", help="stored findings").add_subparsers(dest="action", required=True)
-    p = findings.add_parser("list", parents=[common], help="list stored findings, newest first")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--model")
-    p.add_argument("--limit", type=int, default=200)
-    p.set_defaults(func=cmd_findings_list)
+    from mlgate.artifact_cli import add_scan_artifact_parser
+
+    add_scan_artifact_parser(sub, scan)
+
+    from mlgate.findings_cli import add_findings_parser
+
+    add_findings_parser(sub, common)
+
+    from mlgate.bom_cli import add_parser as add_bom_parser
+
+    add_bom_parser(sub, common)
+
+    from mlgate.audit_cli import add_audit_parser
+
+    add_audit_parser(sub, common)
     return parser
 
 

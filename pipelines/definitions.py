@@ -8,6 +8,7 @@ from assets.collection import raw_data
 from assets.deployment import deployment
 from assets.evaluation import model_evaluation
 from assets.governance import findings_register
+from assets.inventory import ai_inventory
 from assets.registry import model_version
 from assets.training import audit_predictions, candidate_model, training_data
 from checks.gates import data_quality_gate, evaluation_gate, label_noise_gate, version_gate
@@ -32,6 +33,7 @@ def build_definitions() -> dg.Definitions:
             model_evaluation,
             deployment,
             findings_register,
+            ai_inventory,
         ],
         asset_checks=[data_quality_gate, label_noise_gate, version_gate, evaluation_gate],
         jobs=[retrain_job, scan_version_job, rescan_version_job, refresh_register_job],

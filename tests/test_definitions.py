@@ -21,6 +21,7 @@ def test_definitions_load_and_wire_blocking_gates(env) -> None:
         "model_evaluation",
         "deployment",
         "findings_register",
+        "ai_inventory",
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert checks == {
@@ -28,6 +29,7 @@ def test_definitions_load_and_wire_blocking_gates(env) -> None:
         ("audit_predictions", "label_noise"),
         ("model_version", "artifact_safety"),
         ("model_version", "registry_validation"),
+        ("model_version", "dependency_advisories"),
         ("model_evaluation", "performance"),
     }
     for key in graph.asset_check_keys:
