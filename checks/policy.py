@@ -156,6 +156,14 @@ class Waiver(_Strict):
         return (today or dt.date.today()) <= self.expires
 
 
+class Retention(_Strict):
+    """How long `mlgate gc` keeps unreferenced cache entries (None: forever). Anything a deployed
+    version or an open finding references is kept whatever its age."""
+
+    artifact_cache_days: int | None = Field(90, ge=0)
+    datasets_days: int | None = Field(180, ge=0)
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     blocking_severity: str = "high"
@@ -164,6 +172,7 @@ class Policy(_Strict):
     models: dict[str, ModelPolicy] = {}
     waivers: list[Waiver] = []
     slas: Slas = Slas()
+    retention: Retention = Retention()
     _sev = field_validator("blocking_severity", mode="before")(_severity)
 
     def for_model(self, name: str | None) -> ModelPolicy:

@@ -95,6 +95,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from mlflow import MlflowClient
+
+    from checks.policy import PolicyError, load_policy
+    from checks.store import FindingsStore
+    from pipelines.retention import collect_garbage, referenced_digests
+    from pipelines.settings import load_settings
+
+    settings = load_settings()
+    store = FindingsStore(settings.store_url)
+    try:
+        policy = load_policy(args.policy or settings.policy_path).with_waivers(store.stored_waivers())
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    with _stdout_to_stderr():
+        keep = referenced_digests(store, policy, client, settings.registry_uri, settings.cache_dir)
+    report = collect_garbage(settings.cache_dir, settings.datasets_dir, policy, keep, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for path in report.deleted:
+        print(f"{verb} {path}")
+    if args.verbose:
+        for path, why in report.kept.items():
+            print(f"kept {path}: {why}")
+    freed = report.freed_bytes / 1e6
+    print(f"{verb} {len(report.deleted)} entries ({freed:.1f} MB); kept {len(report.kept)}")
+    return 0
+
+
 def cmd_scan_data(args: argparse.Namespace) -> int:
     from mlgate import api
 
@@ -258,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="an OSV PyPI zip (default: MLGATE_ADVISORIES_URL, else OSV's public PyPI export)",
     )
     p.set_defaults(func=cmd_advisories_update)
+
+    p = sub.add_parser("gc", parents=[common], help="drop old cache entries nothing deployed or open needs")
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    p.add_argument("--policy", help="policy YAML file (its `retention` section)")
+    p.set_defaults(func=cmd_gc)
 
     from mlgate.artifact_cli import add_scan_artifact_parser
 
