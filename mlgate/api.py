@@ -293,9 +293,12 @@ def _resolve_model_uri(uri: str, registry_uri: str) -> tuple[str, str]:
 def _after_run(defs: Any, instance: Any, store: Any, run_id: str, loggers: dict) -> None:
     """What the daemon's run-status sensors do, done by the CLI after an in-process run: alerts,
     then the findings register refresh."""
-    from pipelines.alerts import alerts_for_run, send
+    from checks.policy import load_policy
+    from pipelines.alerts import alerts_for_run, overdue_counts, send
+    from pipelines.settings import load_settings
 
-    send(alerts_for_run(store, run_id))
+    policy = load_policy(load_settings().policy_path).with_waivers(store.stored_waivers())
+    send(alerts_for_run(store, run_id, overdue_counts(store, policy)))
     defs.resolve_job_def("refresh_register").execute_in_process(
         instance=instance, run_config={"loggers": loggers}, raise_on_error=False
     )

@@ -12,7 +12,7 @@ from assets.inventory import ai_inventory
 from assets.registry import model_version
 from assets.training import audit_predictions, candidate_model, training_data
 from checks.gates import data_quality_gate, evaluation_gate, label_noise_gate, version_gate
-from pipelines.alerts import alert_on_blocked_runs, register_refreshers
+from pipelines.alerts import alert_on_blocked_runs, escalate_overdue_findings, register_refreshers
 from pipelines.jobs import refresh_register_job, rescan_version_job, retrain_job, scan_version_job
 from pipelines.resources import default_resources
 from pipelines.schedules import nightly_retrain, weekly_rescan
@@ -38,7 +38,12 @@ def build_definitions() -> dg.Definitions:
         asset_checks=[data_quality_gate, label_noise_gate, version_gate, evaluation_gate],
         jobs=[retrain_job, scan_version_job, rescan_version_job, refresh_register_job],
         schedules=[nightly_retrain, weekly_rescan],
-        sensors=[mlflow_registry_sensor, alert_on_blocked_runs, *register_refreshers],
+        sensors=[
+            mlflow_registry_sensor,
+            alert_on_blocked_runs,
+            escalate_overdue_findings,
+            *register_refreshers,
+        ],
         resources=default_resources(settings),
     )
 

@@ -111,3 +111,38 @@ def test_register_refreshers_request_the_register_after_any_scan(env) -> None:
     assert refresh.success
     [materialization] = refresh.asset_materializations_for_node("findings_register")
     assert materialization.metadata["open_high"].value == 1
+
+
+def test_overdue_findings_escalate_once_and_tag_the_model(env, webhook) -> None:
+    import pandas as pd
+    import sqlalchemy as sa
+    from sklearn.linear_model import LogisticRegression
+
+    from checks.store import findings
+    from pipelines.alerts import OVERDUE_TAG, escalate_overdue_findings
+    from tests.conftest import BUNDLED, register_external
+
+    df = pd.read_csv(BUNDLED)
+    features = df.drop(columns=["diagnosis"])
+    model = LogisticRegression(max_iter=5000).fit(features, df["diagnosis"])
+    version = register_external(env, model, features, signature=False)  # medium governance gaps
+    assert env.scan("demo", version).success
+    with env.store.engine.begin() as conn:  # time passes: first seen 200 days ago, past the 90-day SLA
+        conn.execute(findings.update().values(created_at=sa.func.datetime("now", "-200 days")))
+
+    def tick(cursor: str | None):
+        context = dg.build_sensor_context(
+            instance=env.instance, cursor=cursor, resources=default_resources(env.settings)
+        )
+        escalate_overdue_findings(context)
+        return context.cursor
+
+    cursor = tick(None)
+    overdue = [m for m in webhook.received if m["event"] == "overdue"]
+    by_title = {m["title"]: m for m in overdue}
+    assert by_title["Model has no signature"]["severity"] == "high", "a medium-risk finding escalates to high"
+    assert by_title["No owner tag"]["severity"] == "medium", "a low-risk one to medium"
+    assert all(m["due_date"] and m["fingerprint"] for m in overdue)
+    assert env.client.get_registered_model("demo").tags[OVERDUE_TAG] == str(len(overdue))
+    tick(cursor)
+    assert len([m for m in webhook.received if m["event"] == "overdue"]) == len(overdue), "sent once"

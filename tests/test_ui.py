@@ -8,37 +8,25 @@ them the test skips, except in CI (CI=true), where it fails. Everything listens 
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.browser import BROWSER, DRIVER, MISSING, NO_BROWSER, needs_browser
+from tests.browser import browser as _browser
+from tests.browser import free_port as _free_port
+from tests.browser import http_json as _http
+from tests.browser import run_process as _process
+from tests.browser import wait_for as _wait_for
 from tests.conftest import REPO, Env
 
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-MISSING = [name for name, path in (("chromium", BROWSER), ("chromedriver", DRIVER)) if not path]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-NO_BROWSER = f"{' and '.join(MISSING)} not installed (Debian: apt-get install chromium chromium-driver)"
-
 # without a browser: skipped before any set-up, except in CI, where the test fails instead
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(MISSING) and not IN_CI, reason=NO_BROWSER)]
-
-T = TypeVar("T")
+pytestmark = [pytest.mark.slow, needs_browser]
 
 JOB = "scan_version"
 ASSET = "model_version"
@@ -48,68 +36,9 @@ TOTAL_BUDGET = 140.0
 SERVER_BUDGET = 90.0  # dagster dev up and the code location loaded
 RUN_BUDGET = 100.0  # queued, dequeued by the daemon, executed
 PAGE_BUDGET = 45.0  # the checks page rendered with every check and its latest result
-BROWSER_ARGS = [
-    "--headless=new",
-    "--no-sandbox",  # root in containers and CI
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-    "--window-size=1400,1000",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-]
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(
-    what: str, probe: Callable[[], T | None], timeout: float, interval: float = 1.0, until: float = math.inf
-) -> T:
-    """Call `probe` until it returns something other than None; fail naming `what` after `timeout`
-    seconds or at the monotonic time `until`, whichever comes first."""
-    deadline = min(time.monotonic() + timeout, until)
-    timeout = max(deadline - time.monotonic(), 0.0)
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except OSError as exc:  # connection refused or reset, HTTP errors (URLError), time-outs
-            last, value = exc, None
-        if value is not None:
-            return value
-        time.sleep(interval)
-    pytest.fail(
-        f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last!r})" if last else "")
-    )
-
-
-def _http(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read() or b"null")
-
-
-def _stop(process: subprocess.Popen, grace: float = 20.0) -> None:
-    """SIGTERM the process group (a graceful shutdown of every child), SIGKILL it after `grace`."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers left in the group
-    process.wait(timeout=10)
 
 
 def _tail(path: Path, chars: int = 3000) -> str:
@@ -126,65 +55,6 @@ class GraphQL:
         reply = _http("POST", self.url, {"query": query, "variables": variables})
         assert not reply.get("errors"), reply["errors"]
         return reply["data"]
-
-
-class WebDriver:
-    """Just enough of the W3C WebDriver protocol (chromedriver) for this test."""
-
-    def __init__(self, driver_url: str, browser: str, profile: Path) -> None:
-        options = {"binary": browser, "args": [*BROWSER_ARGS, f"--user-data-dir={profile}"]}
-        timeouts = {"pageLoad": 30_000, "script": 10_000}
-        capabilities = {
-            "alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options, "timeouts": timeouts}
-        }
-        reply = _http("POST", f"{driver_url}/session", {"capabilities": capabilities}, timeout=60)
-        self.session = f"{driver_url}/session/{reply['value']['sessionId']}"
-
-    def get(self, url: str) -> None:
-        _http("POST", f"{self.session}/url", {"url": url}, timeout=60)
-
-    def script(self, source: str) -> Any:
-        return _http("POST", f"{self.session}/execute/sync", {"script": source, "args": []})["value"]
-
-    def screenshot(self, path: Path) -> Path:
-        path.write_bytes(base64.b64decode(_http("GET", f"{self.session}/screenshot")["value"]))
-        return path
-
-    def quit(self) -> None:
-        _http("DELETE", self.session, timeout=15)
-
-
-@contextmanager
-def _process(args: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Popen]:
-    """A subprocess in its own process group, output in `log`, always stopped afterwards."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
-        )
-        try:
-            yield process
-        finally:
-            _stop(process)
-
-
-@contextmanager
-def _browser(tmp_path: Path, browser: str, driver: str) -> Iterator[WebDriver]:
-    port = _free_port()
-    # chromedriver accepts local connections only unless --allowed-ips is given
-    args = [driver, f"--port={port}", f"--log-path={tmp_path / 'chromedriver.log'}"]
-    with _process(args, tmp_path / "chromedriver.out"):
-        url = f"http://127.0.0.1:{port}"
-        _wait_for(
-            "chromedriver",
-            lambda: _http("GET", f"{url}/status", timeout=5)["value"]["ready"] or None,
-            20,
-            0.2,
-        )
-        session = WebDriver(url, browser, tmp_path / "chromium-profile")
-        try:
-            yield session
-        finally:
-            session.quit()
 
 
 def _dagster_env(env: Env) -> dict[str, str]:
