@@ -6,6 +6,7 @@ blocks writes the version's verdict tags itself, because nothing later in the ru
 the last gate (evaluation) writes them when everything passed.
 """
 
+import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +16,14 @@ import dagster as dg
 import numpy as np
 
 from checks.catalog import DATA_CHECKS, MODEL_CHECKS, checks_for_asset, detector_versions
+from checks.compliance import compliance_view
 from checks.detectors.data_quality import load_suite
 from checks.detectors.registry import LINEAGE_TAG, RegistryFacts
 from checks.digests import file_digest
 from checks.findings import PASSED, Finding, severity_counts, to_jsonable
 from checks.gate import execute_checks, outcome_blocks, reuse
-from checks.history import FindingsDiff, previous_version, version_diff
+from checks.history import FindingsDiff, previous_version, scanned_versions, version_diff, version_findings
+from checks.html_report import write_html_report
 from checks.policy import Policy
 from checks.report import build_report
 from checks.runner import CheckFn, CheckOutcome
@@ -54,6 +57,9 @@ from pipelines.storage import (
 )
 
 __all__ = ["data_quality_gate", "evaluation_gate", "label_noise_gate", "version_gate"]
+
+
+log = logging.getLogger("mlgate.gates")
 
 
 def _specs(asset: str, partitioned: bool = False, deps: tuple[str, ...] = ()) -> list[dg.AssetCheckSpec]:
@@ -322,8 +328,10 @@ def publish_verdict(
         reasons=verdict.reasons,
         diff={k: d.as_dict() for k, d in diffs.items()},
     )
+    report["compliance"] = compliance_view(report)
     report_uri = _write_report(home, verdict.scan_id or run_id, report)
     tags = {
+        **_html_report(registry, store, home, snapshot, report, verdict.scan_id or run_id),
         "mlgate.verdict": outcome,
         "mlgate.scan_run_id": run_id,
         "mlgate.artifact_digest": snapshot.artifact_digest,
@@ -361,6 +369,33 @@ def publish_verdict(
         if policy.for_model(snapshot.name).rollback_on_risk:
             roll_back(registry, store, policy, home, snapshot, run_id)
     return outcome, {f"diff_vs_{k}": d.summary() for k, d in diffs.items()}
+
+
+def _html_report(
+    registry: RegistryResource,
+    store: FindingsStore,
+    home: HomeResource,
+    snapshot: VersionSnapshot,
+    report: dict[str, Any],
+    name: str,
+) -> dict[str, str]:
+    """Write the HTML report (findings across the model's versions for its plots) and log it with
+    the JSON report to an MLflow run of the `mlgate` experiment; returns the tags linking both.
+    Logging is best effort: the local files are the record, and the gate never fails on it."""
+    uri, model = snapshot.registry_uri, snapshot.name
+    history = [
+        {"version": v, "counts": severity_counts(version_findings(store, uri, model, v) or [])}
+        for v in scanned_versions(store, uri, model)[-20:]
+    ]
+    html = write_html_report(report, history, home.reports_dir / f"{name}.html")
+    tags = {"mlgate.report_html_uri": html.as_uri()}
+    try:
+        tags["mlgate.report_run_id"] = registry.log_reports(
+            [html, home.reports_dir / f"{name}.json"], home.artifact_root, model, snapshot.version
+        )
+    except Exception as exc:  # noqa: BLE001 - an unreachable tracking server must not fail the gate
+        log.warning("scan report of %s v%s not logged to MLflow: %s", model, snapshot.version, exc)
+    return tags
 
 
 def _diffs(store: FindingsStore, snapshot: VersionSnapshot, holder: str | None) -> dict[str, FindingsDiff]:

@@ -125,6 +125,20 @@ class RegistryResource(dg.ConfigurableResource):
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, str(value))
 
+    def log_reports(self, files: list[Path], artifact_root: Path, name: str, version: str) -> str:
+        """Log scan reports as artifacts of a finished run in mlgate's experiment; its run id."""
+        client = self.client()
+        run = client.create_run(
+            self.experiment_id(artifact_root),
+            run_name=f"mlgate scan {name} v{version}",
+            tags={"mlgate.kind": "scan_report", "mlgate.model": name, "mlgate.version": str(version)},
+        )
+        for path in files:
+            if path.is_file():
+                client.log_artifact(run.info.run_id, str(path), "reports")
+        client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
     def scratch_dir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="mlgate-download-"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -34,6 +35,12 @@ def test_clean_retrain_passes_is_tagged_and_promoted(env) -> None:
     assert tags["mlgate.policy_digest"] and len(tags["mlgate.artifact_digest"]) == 64
     report = _report(tags)
     assert set(report) >= REQUIRED_REPORT_KEYS
+    html = Path(tags["mlgate.report_html_uri"].removeprefix("file://"))
+    assert "PASSED" in html.read_text().upper() and "<svg" in html.read_text()
+    logged = {a.path for a in env.client.list_artifacts(tags["mlgate.report_run_id"], "reports")}
+    assert logged == {f"reports/{html.name}", f"reports/{html.stem}.json"}, "both reports logged to MLflow"
+    frameworks = {r["framework"] for r in report["compliance"]}
+    assert frameworks >= {"OWASP ML Top 10 (2023)", "MITRE ATLAS", "EU AI Act"}
     assert {c["name"] for c in report["checks"]} == {
         "data_quality",
         "label_noise",
