@@ -82,6 +82,22 @@ CHECKS = [
         "Holdout metrics not regressed against the champion",
     ),
 ]
+CHECKS += [
+    _info(
+        "robustness",
+        "evaluation",
+        "model_evaluation",
+        "robustness",
+        "Robust accuracy under black-box evasion within epsilon, vs a floor and the champion",
+    ),
+    _info(
+        "membership_inference",
+        "evaluation",
+        "model_evaluation",
+        "privacy",
+        "Membership-inference attack AUC and advantage on training vs holdout rows",
+    ),
+]
 BY_NAME = {c.name: c for c in CHECKS}
 DATA_CHECKS = [c.name for c in CHECKS if c.stage == "data"]
 MODEL_CHECKS = [c.name for c in CHECKS if c.stage != "data"]

@@ -8,7 +8,7 @@ the last gate (evaluation) writes them when everything passed.
 
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,10 @@ from checks.stage_checks import (
     data_quality_check,
     dependency_check,
     label_noise_check,
+    membership_check,
     performance_check,
     registry_check,
+    robustness_check,
 )
 from checks.store import FindingsStore, StoredCheck
 from checks.verdict import dataset_verdict, version_verdict
@@ -371,6 +373,31 @@ def publish_verdict(
     return outcome, {f"diff_vs_{k}": d.summary() for k, d in diffs.items()}
 
 
+def _model_loaders(
+    store: FindingsStore, policy: Policy, home: HomeResource, snapshot: VersionSnapshot, evaluation: Path
+) -> tuple[Callable[[], Any], Callable[[], Any] | None, str | None]:
+    """Load-once accessors for the version's model and for the champion it was compared with,
+    both through the load guard (the same trust the artifact scan used)."""
+    import functools
+    import json
+
+    from checks.load_guard import UntrustedModelError, load_verified_model
+
+    allow = frozenset(policy.checks.artifact_safety.allow)
+    load_model = functools.cache(lambda: load_verified_model(store, snapshot, allow))
+    champion = json.loads(evaluation.read_text()).get("champion_version") if evaluation.is_file() else None
+    if not champion:
+        return load_model, None, None
+
+    def champion_model() -> Any:
+        held = load_version(home.cache_dir, snapshot.registry_uri, snapshot.name, champion)
+        if held is None:
+            raise UntrustedModelError(f"champion v{champion} was never scanned by mlgate")
+        return load_verified_model(store, held, allow)
+
+    return load_model, functools.cache(champion_model), champion
+
+
 def _html_report(
     registry: RegistryResource,
     store: FindingsStore,
@@ -608,7 +635,28 @@ def evaluation_gate(
     check = performance_check(
         path, snapshot.artifact_digest, current, identity=snapshot.name, subject=snapshot.subject
     )
-    checks = [("performance", check)]
+    load_model, load_champion, champion = _model_loaders(store.open(), current, home, snapshot, path)
+    dataset = load_dataset(home.datasets_dir, snapshot.dataset_digest) if snapshot.dataset_digest else None
+    identity, subject = snapshot.name, snapshot.subject
+    checks = [
+        ("performance", check),
+        (
+            "robustness",
+            robustness_check(
+                load_model,
+                dataset,
+                current,
+                identity=identity,
+                subject=subject,
+                load_champion=load_champion,
+                champion_version=champion,
+            ),
+        ),
+        (
+            "membership_inference",
+            membership_check(load_model, dataset, current, identity=identity, subject=subject),
+        ),
+    ]
     yield from _model_gate(
         context, "model_evaluation", snapshot, checks, registry, store, current, home, last=True
     )

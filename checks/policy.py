@@ -89,6 +89,43 @@ class ArtifactSafetyConfig(CheckConfig):
         )
 
 
+class RobustnessConfig(CheckConfig):
+    """Black-box evasion on a holdout subsample (checks.detectors.robustness)."""
+
+    def detector_kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"timeout_seconds", "timeout_severity"})
+
+    epsilon: float = Field(0.1, gt=0)  # perturbation per numeric feature, in standard deviations
+    sample_rows: int = Field(500, ge=500)
+    min_robust_accuracy: float = Field(0.0, ge=0, le=1)
+    max_accuracy_drop: float = Field(0.20, ge=0, le=1)
+    champion_tolerance: float = Field(0.05, ge=0, le=1)
+    noise_trials: int = Field(10, ge=1)
+    boundary_neighbours: int = Field(5, ge=0)
+    greedy_rounds: int = Field(1, ge=0)
+    severity: str = "high"
+    seed: int = 0
+    _sev2 = field_validator("severity", mode="before")(_severity)
+
+
+class MembershipConfig(CheckConfig):
+    """Loss-threshold membership inference, members = training rows (checks.detectors.privacy)."""
+
+    sample_rows: int = Field(1000, ge=500)
+    max_attack_auc: float = Field(0.6, ge=0.5, le=1)
+    max_advantage: float = Field(0.25, ge=0, le=1)
+    max_tpr_at_1pct_fpr: float = Field(0.05, ge=0, le=1)
+    max_generalization_gap: float = Field(0.10, ge=0, le=1)
+    severity: str = "medium"
+    gap_severity: str = "low"
+    bootstrap_rounds: int = Field(200, ge=0)
+    seed: int = 0
+    _sev2 = field_validator("severity", "gap_severity", mode="before")(_severity)
+
+    def detector_kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"timeout_seconds", "timeout_severity"})
+
+
 class DependencyConfig(CheckConfig):
     stale_after_days: float = Field(30.0, gt=0)  # an older advisory snapshot is a low finding
 
@@ -100,6 +137,8 @@ class ChecksConfig(_Strict):
     registry_validation: CheckConfig = CheckConfig(timeout_seconds=900)  # may re-run data checks
     performance: PerformanceConfig = PerformanceConfig()
     dependency_advisories: DependencyConfig = DependencyConfig(timeout_seconds=120)
+    robustness: RobustnessConfig = RobustnessConfig(timeout_seconds=300)
+    membership_inference: MembershipConfig = MembershipConfig(timeout_seconds=120)
 
     def for_check(self, name: str) -> CheckConfig:
         return getattr(self, name)

@@ -22,6 +22,18 @@ class CheckNotRun(Exception):
         self.finding = finding
 
 
+class DeadlineReached(TimeoutError):
+    """A detector stopped itself at its cooperative deadline; `coverage` records what it covered.
+
+    The runner reports it like an overrun budget: status `timeout` and the timeout finding.
+    """
+
+    def __init__(self, check: str, coverage: dict[str, Any]) -> None:
+        super().__init__(f"{check} stopped at its deadline")
+        self.check = check
+        self.coverage = coverage
+
+
 @dataclass
 class CheckOutcome:
     name: str
@@ -80,8 +92,11 @@ def run_check(
         )
 
     covered = dict(progress)  # a copy: a worker that overran may still be writing to `progress`
+    stopped = isinstance(box.get("error"), DeadlineReached)
+    if stopped:
+        covered |= box["error"].coverage
     detail: dict[str, Any] = {"seconds": elapsed, "budget_seconds": budget_seconds, "covered": covered}
-    if worker.is_alive():
+    if worker.is_alive() or stopped:
         finding = failure(
             timeout_severity,
             "timeout",

@@ -213,3 +213,108 @@ def performance_check(
         )
 
     return run
+
+
+def _holdout_gap(check: str, identity: str, subject: dict[str, Any], taxonomy: dict[str, str]) -> CheckNotRun:
+    return CheckNotRun(
+        Finding(
+            check=check,
+            severity=Severity.MEDIUM,
+            title=f"Holdout not retrievable; {check.replace('_', ' ')} not checked",
+            stage="evaluation",
+            subject_identity=identity,
+            key="no_holdout",
+            subject=subject,
+            taxonomy=taxonomy,
+            remediation="Train through mlgate, or log the training and evaluation data with the run.",
+        )
+    )
+
+
+def _deadline(budget_seconds: float) -> float:
+    """A cooperative deadline a little inside the runner's budget, so the detector stops itself."""
+    import time
+
+    return time.monotonic() + budget_seconds * 0.95
+
+
+def robustness_check(
+    load_model: Callable[[], Any],
+    dataset: Any,
+    policy: Policy,
+    *,
+    identity: str,
+    subject: dict[str, Any],
+    load_champion: Callable[[], Any] | None = None,
+    champion_version: str | None = None,
+) -> CheckFn:
+    """Robust accuracy of the version (and, on the same rows and seed, of the champion)."""
+    from checks.detectors.robustness import TAXONOMY, evaluate_robustness
+
+    config = policy.checks.robustness
+
+    def run(progress: dict[str, Any]) -> list[Finding]:
+        if dataset is None or not dataset.holdout_rows:
+            raise _holdout_gap("robustness", identity, subject, TAXONOMY)
+        frame = dataset.frame()
+        holdout, reference = frame.iloc[dataset.holdout_rows], frame.iloc[dataset.training_rows()]
+        deadline = _deadline(config.timeout_seconds)
+        kwargs = config.detector_kwargs()
+        champion = None
+        if load_champion is not None:
+            try:
+                champion = evaluate_robustness(
+                    load_champion(),
+                    holdout,
+                    dataset.label,
+                    subject_identity=identity,
+                    reference=reference,
+                    deadline=deadline,
+                    **kwargs,
+                ).measurements
+            except Exception as exc:  # noqa: BLE001 - no comparison is a gap, recorded in coverage
+                progress["champion_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        result = evaluate_robustness(
+            load_model(),
+            holdout,
+            dataset.label,
+            subject_identity=identity,
+            subject=subject,
+            reference=reference,
+            champion=champion,
+            champion_version=champion_version,
+            progress=progress,
+            deadline=deadline,
+            **kwargs,
+        )
+        return result.findings
+
+    return run
+
+
+def membership_check(
+    load_model: Callable[[], Any], dataset: Any, policy: Policy, *, identity: str, subject: dict[str, Any]
+) -> CheckFn:
+    """Membership-inference leakage of the version: training rows vs holdout rows."""
+    from checks.detectors.privacy import TAXONOMY, evaluate_membership_inference
+
+    config = policy.checks.membership_inference
+
+    def run(progress: dict[str, Any]) -> list[Finding]:
+        if dataset is None or not dataset.holdout_rows:
+            raise _holdout_gap("membership_inference", identity, subject, TAXONOMY)
+        frame = dataset.frame()
+        result = evaluate_membership_inference(
+            load_model(),
+            frame.iloc[dataset.training_rows()],
+            frame.iloc[dataset.holdout_rows],
+            dataset.label,
+            subject_identity=identity,
+            subject=subject,
+            progress=progress,
+            deadline=_deadline(config.timeout_seconds),
+            **config.detector_kwargs(),
+        )
+        return result.findings
+
+    return run

@@ -31,6 +31,8 @@ def test_definitions_load_and_wire_blocking_gates(env) -> None:
         ("model_version", "registry_validation"),
         ("model_version", "dependency_advisories"),
         ("model_evaluation", "performance"),
+        ("model_evaluation", "robustness"),
+        ("model_evaluation", "membership_inference"),
     }
     for key in graph.asset_check_keys:
         assert graph.get_check_spec(key).blocking, f"{key} must be blocking"

@@ -111,8 +111,9 @@ def test_from_pandas_without_a_source_is_not_retrievable(env, bundled, tmp_path)
     [gap] = [f for f in checks["registry_validation"].findings if f.key == "training_data_not_retrievable"]
     assert gap.severity.label == "medium"
     assert "keeps only a digest, schema and profile" in gap.evidence["reason"]
-    assert checks["performance"].status == "not_run"
-    assert checks["performance"].findings[0].severity.label == "medium"
+    for name in ("performance", "robustness", "membership_inference"):
+        assert checks[name].status == "not_run", name
+        assert checks[name].findings[0].severity.label == "medium", name
 
 
 def test_a_source_changed_since_training_is_not_used(env, bundled, tmp_path) -> None:

@@ -48,6 +48,8 @@ def test_clean_retrain_passes_is_tagged_and_promoted(env) -> None:
         "registry_validation",
         "dependency_advisories",
         "performance",
+        "robustness",
+        "membership_inference",
     }
     assert env.champion("demo") == "1"
     actions = [d["action"] for d in env.store.decisions_for("demo", "1")]
@@ -144,3 +146,15 @@ def test_rescan_under_a_stricter_policy_blocks_and_marks_the_deployed_version_at
     [noise] = [f for f in report["findings"] if f["check"] == "label_noise"]
     assert noise["severity"] == "high"
     assert env.champion("demo") == "1", "a rescan never moves the alias"
+
+
+def test_model_attack_checks_run_on_the_holdout_and_flag_an_overfit_forest(env) -> None:
+    assert env.retrain(estimator="random_forest").success
+    assert env.scan("demo", 1).success, "membership leakage is medium by default: it warns"
+    scan = env.store.latest_scan("model_version", model_name="demo", version="1")
+    checks = env.store.checks_of(scan["id"])
+    leak = checks["membership_inference"]
+    assert leak.status == "warned" and leak.findings[0].taxonomy["owasp_ml"] == "ML04:2023"
+    assert leak.detail["covered"]["member_rows"] >= 100 and "attack_auc" in leak.detail["covered"]
+    assert checks["robustness"].status in ("passed", "warned")
+    assert checks["robustness"].detail["covered"]["sample_size"] > 0
