@@ -22,7 +22,14 @@ from checks.detectors.registry import LINEAGE_TAG, RegistryFacts
 from checks.digests import file_digest
 from checks.findings import PASSED, Finding, severity_counts, to_jsonable
 from checks.gate import execute_checks, outcome_blocks, reuse
-from checks.history import FindingsDiff, previous_version, scanned_versions, version_diff, version_findings
+from checks.history import (
+    FindingsDiff,
+    previous_version,
+    remediation_diff,
+    scanned_versions,
+    version_diff,
+    version_findings,
+)
 from checks.html_report import write_html_report
 from checks.policy import Policy
 from checks.report import build_report
@@ -62,6 +69,7 @@ __all__ = ["data_quality_gate", "evaluation_gate", "label_noise_gate", "version_
 
 
 log = logging.getLogger("mlgate.gates")
+REMEDIATION_TAG = "mlgate.remediation_of"  # set by `mlgate remediate` on the version it produces
 
 
 def _specs(asset: str, partitioned: bool = False, deps: tuple[str, ...] = ()) -> list[dg.AssetCheckSpec]:
@@ -435,6 +443,9 @@ def _diffs(store: FindingsStore, snapshot: VersionSnapshot, holder: str | None) 
             diff = version_diff(*keys, against)
             if diff is not None:
                 diffs[label] = diff
+    source = snapshot.tags.get(REMEDIATION_TAG)
+    if source and (diff := remediation_diff(*keys, source)) is not None:
+        diffs["remediated"] = diff
     return diffs
 
 

@@ -99,6 +99,25 @@ def version_diff(
     return FindingsDiff(str(against), diff_findings(current, baseline, seen))
 
 
+def dataset_findings(store: FindingsStore, model: str, digest: str) -> list[Finding] | None:
+    """Findings of the newest data scan of a training snapshot (None when never scanned)."""
+    scan = store.latest_scan("dataset", model_name=model, dataset_digest=digest)
+    if scan is None:
+        return None
+    return [f for c in store.checks_of(scan["id"]).values() for f in c.findings]
+
+
+def remediation_diff(
+    store: FindingsStore, registry_uri: str, name: str, version: str, source_digest: str
+) -> FindingsDiff | None:
+    """A remediated version's findings against those of the data it remediates."""
+    current = version_findings(store, registry_uri, name, version)
+    baseline = dataset_findings(store, name, source_digest)
+    if current is None or baseline is None:
+        return None
+    return FindingsDiff(f"data {source_digest[:12]}", diff_findings(current, baseline, set()))
+
+
 def previous_version(store: FindingsStore, registry_uri: str, name: str, version: str) -> str | None:
     """The newest scanned version older than `version`."""
     older = [v for v in scanned_versions(store, registry_uri, name) if int(v) < int(version)]

@@ -502,6 +502,12 @@ class FindingsStore:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None
 
+    def scan(self, scan_id: str) -> dict[str, Any] | None:
+        """One scan's row by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(scans).where(scans.c.id == scan_id)).mappings().first()
+        return dict(row) if row else None
+
     def checks_of(self, scan_id: str) -> dict[str, StoredCheck]:
         """The newest result per check of one scan, with its findings."""
         with self.engine.connect() as conn:

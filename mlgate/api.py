@@ -139,8 +139,14 @@ def run(
     inject_label_noise: float = 0.0,
     policy_path: str | None = None,
     verbose: bool = False,
+    dataset_name: str | None = None,
+    version_tags: dict[str, str] | None = None,
 ) -> Outcome:
-    """One retrain, then `scan_version` for the new version, both in process."""
+    """One retrain, then `scan_version` for the new version, both in process.
+
+    `dataset_name` keeps the logical dataset name (and so the fingerprints) of a copy such as a
+    remediated one; `version_tags` are set on the new version before it is scanned.
+    """
     from pipelines.settings import BUNDLED_DATA, BUNDLED_LABEL, DEFAULT_MODEL_NAME
 
     data = data or str(BUNDLED_DATA)
@@ -165,6 +171,7 @@ def run(
         "label": label,
         "model_name": model_name,
         "inject_label_noise": float(inject_label_noise),
+        "dataset_name": dataset_name or "",
     }
     # A blocked check is an expected outcome: the report explains it and the UI keeps the logs.
     loggers = {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}
@@ -192,6 +199,11 @@ def run(
             [f"retrain {retrain.run_id} blocked at the data stage; no model was trained or registered"],
         )
     candidate = retrain.output_for_node("candidate_model")
+    if version_tags:
+        from pipelines.resources import RegistryResource
+
+        registry = RegistryResource(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+        registry.set_version_tags(candidate["name"], candidate["version"], version_tags)
     key = partition_key(candidate["name"], candidate["version"])
     instance.add_dynamic_partitions("model_versions", [key])
     scan = defs.resolve_job_def("scan_version").execute_in_process(
@@ -394,7 +406,7 @@ def _fetch_and_verify(settings: Any, registry: Any, name: str, version: str, des
 def findings_diff(uri: str, *, against: str | None = None, tracking_uri: str | None = None) -> dict[str, Any]:
     """A version's findings vs another version (`against`), or vs the previous scanned version and
     the alias holder: new, reintroduced, recurring and fixed, by fingerprint."""
-    from checks.history import previous_version, version_diff, version_findings
+    from checks.history import previous_version, remediation_diff, version_diff, version_findings
     from checks.policy import load_policy
     from checks.store import FindingsStore
 
@@ -414,6 +426,10 @@ def findings_diff(uri: str, *, against: str | None = None, tracking_uri: str | N
             alias: registry.alias_holder(name, alias),
         }
     diffs = {}
+    source = registry.client().get_model_version(name, version).tags.get("mlgate.remediation_of")
+    remediated = remediation_diff(store, registry.registry_uri, name, version, source) if source else None
+    if remediated is not None and not against:
+        diffs["remediated"] = remediated.as_dict()
     for label, other in baselines.items():
         if other and other != version:
             diff = version_diff(store, registry.registry_uri, name, version, other)
@@ -422,3 +438,52 @@ def findings_diff(uri: str, *, against: str | None = None, tracking_uri: str | N
             if diff is not None:
                 diffs[label] = diff.as_dict()
     return {"model": name, "version": version, "registry": registry.registry_uri, "diffs": diffs}
+
+
+def remediate(fingerprint: str, *, policy_path: str | None = None, verbose: bool = False) -> Outcome:
+    """Drop a data finding's rows from the dataset it was found in, retrain on that copy (keeping
+    the logical dataset name, so fingerprints carry over) and scan the new version like any other.
+    The new version is tagged with the digest of the data it remediates; its diff shows the fix."""
+    from checks.gates import REMEDIATION_TAG
+    from checks.store import FindingsStore
+    from pipelines.storage import load_dataset, write_json_atomic
+
+    settings = _environment(policy_path)
+    store = FindingsStore(settings.store_url)
+    rows = [
+        r
+        for r in store.list_findings(limit=1_000_000)
+        if r["payload"]["fingerprint"].startswith(fingerprint) and r["kind"] == "dataset"
+    ]
+    if len({r["payload"]["fingerprint"] for r in rows}) > 1:
+        raise UsageError(f"{fingerprint}: several data findings match; give more of the fingerprint")
+    found = next((r for r in rows if r["payload"]["evidence"].get("rows")), None)  # newest first
+    if found is None:
+        raise UsageError(f"{fingerprint}: no stored data finding with rows to drop")
+    scan = store.scan(found["scan_id"])
+    dataset = load_dataset(settings.datasets_dir, scan["dataset_digest"]) if scan else None
+    if dataset is None:
+        raise UsageError(f"{fingerprint}: the dataset it was found in is no longer stored (see mlgate gc)")
+    drop = sorted(set(found["payload"]["evidence"]["rows"]))
+    frame = dataset.frame()
+    cleansed = frame.drop(index=frame.index[drop]).reset_index(drop=True)
+    target = settings.home / "remediated" / f"{dataset.digest[:12]}-{found['payload']['fingerprint'][:8]}"
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{dataset.name}.parquet"
+    cleansed.to_parquet(path, index=False)
+    write_json_atomic(
+        target / "remediation.json",
+        {"fingerprint": found["payload"]["fingerprint"], "source_digest": dataset.digest, "dropped": drop},
+    )
+    outcome = run(
+        data=str(path),
+        label=dataset.label,
+        model_name=scan["model_name"],
+        policy_path=policy_path,
+        verbose=verbose,
+        dataset_name=dataset.name,
+        version_tags={REMEDIATION_TAG: dataset.digest},
+    )
+    note = f"dropped {len(drop)} rows of {dataset.name} ({dataset.digest[:12]}); wrote {path}"
+    outcome.notes.insert(0, note)
+    return outcome

@@ -124,6 +124,14 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remediate(args: argparse.Namespace) -> int:
+    from mlgate import api
+
+    with _stdout_to_stderr():
+        outcome = api.remediate(args.fingerprint, policy_path=args.policy, verbose=args.verbose)
+    return _finish(outcome, args)
+
+
 def cmd_scan_data(args: argparse.Namespace) -> int:
     from mlgate import api
 
@@ -287,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an OSV PyPI zip (default: MLGATE_ADVISORIES_URL, else OSV's public PyPI export)",
     )
     p.set_defaults(func=cmd_advisories_update)
+
+    p = sub.add_parser(
+        "remediate", parents=[scan], help="drop a data finding's rows, retrain on the copy and scan it"
+    )
+    p.add_argument("fingerprint", help="a data finding's fingerprint (or a unique prefix)")
+    p.set_defaults(func=cmd_remediate)
 
     p = sub.add_parser("gc", parents=[common], help="drop old cache entries nothing deployed or open needs")
     p.add_argument("--dry-run", action="store_true", help="list what would be deleted")

@@ -6,7 +6,7 @@ import numpy as np
 
 from checks.findings import Finding, Severity
 
-VERSION = "1"
+VERSION = "2"
 CHECK = "label_noise"
 TAXONOMY = {"owasp_ml": "ML02:2023", "atlas": "AML.T0020"}
 
@@ -69,7 +69,8 @@ def find_label_noise(
             title=title,
             stage="data",
             subject_identity=subject_identity,
-            key="label_issues",
+            # above the limit is the weakness; within it a review list (a fix turns one into the other)
+            key="label_issues" if blocking else "label_issues_review",
             subject=subject or {},
             evidence={
                 "noise_rate": round(float(noise_rate), 6),
