@@ -20,7 +20,16 @@ def test_remediate_drops_the_rows_retrains_and_the_diff_shows_the_fix(tmp_path) 
     assert blocked.returncode == 1
     listed = json.loads(
         mlgate(
-            "findings", "list", "--check", "label_noise", "--status", "open", "--format", "json", home=home
+            "findings",
+            "list",
+            "--check",
+            "label_noise",
+            "--status",
+            "open",
+            "--format",
+            "json",
+            home=home,
+            **env,
         ).stdout
     )
     [noise] = [e for e in listed if e["blocks"]]
