@@ -103,7 +103,7 @@ class RobustnessConfig(CheckConfig):
     noise_trials: int = Field(10, ge=1)
     boundary_neighbours: int = Field(5, ge=0)
     greedy_rounds: int = Field(1, ge=0)
-    severity: str = "high"
+    severity: str = "medium"  # warns by default; raise it to block brittle models
     seed: int = 0
     _sev2 = field_validator("severity", mode="before")(_severity)
 
