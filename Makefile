@@ -54,6 +54,8 @@ ui: install
 bench: install
 	$(BIN)/python bench/bench_checks.py
 	$(BIN)/python bench/bench_detection_model.py
+	$(BIN)/python bench/bench_registration.py
+	$(BIN)/python bench/bench_artifact_scan.py
 
 ## Remove mlgate's state (Dagster instance, MLflow database and artifacts, findings, caches).
 clean:
