@@ -54,6 +54,13 @@ CHECKS = [
         "Mislabelled / flipped-label rows from out-of-fold probabilities (cleanlab)",
     ),
     _info(
+        "poisoning",
+        "data",
+        "audit_predictions",
+        "poisoning",
+        "Backdoor triggers, conflicting near-duplicates, targeted label flips and outliers",
+    ),
+    _info(
         "artifact_safety",
         "registration",
         "model_version",

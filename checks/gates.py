@@ -41,6 +41,7 @@ from checks.stage_checks import (
     label_noise_check,
     membership_check,
     performance_check,
+    poisoning_check,
     registry_check,
     robustness_check,
 )
@@ -194,7 +195,24 @@ def _data_check_fn(name: str, dataset: DatasetSnapshot, policy: Policy) -> Check
         )
         return check(progress)
 
-    return {"data_quality": data_quality, "label_noise": label_noise}[name]
+    def poisoning(progress: dict[str, Any]) -> list[Finding]:
+        from checks.detectors.tabular import prepare
+
+        audit = compute_audit_predictions(dataset, policy.detection_model)
+        prepared = prepare(dataset.frame(), dataset.label)
+        check = poisoning_check(
+            prepared.features,
+            np.asarray(audit.labels),
+            audit.probabilities(),
+            np.asarray(audit.row_positions),
+            audit.classes,
+            policy,
+            identity=dataset.identity,
+            subject=subject,
+        )
+        return check(progress)
+
+    return {"data_quality": data_quality, "label_noise": label_noise, "poisoning": poisoning}[name]
 
 
 def run_data_checks(

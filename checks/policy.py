@@ -89,6 +89,35 @@ class ArtifactSafetyConfig(CheckConfig):
         )
 
 
+class PoisoningPolicy(CheckConfig):
+    """Backdoor, conflicting-duplicate, targeted-flip and outlier detection on training data
+    (checks.detectors.poisoning; the defaults are the ones measured in bench/RESULTS.md)."""
+
+    neighbors: int = Field(10, ge=1)
+    reference_rows: int = Field(10_000, ge=100)
+    min_group_rows: int = Field(5, ge=2)
+    seed: int = 0
+    backdoor_purity: float = Field(0.9, gt=0, le=1)
+    backdoor_min_foreign: float = Field(0.7, ge=0, le=1)
+    backdoor_severity: str = "high"
+    duplicate_tolerance: float = Field(0.05, ge=0)
+    duplicate_medium_fraction: float = Field(0.001, ge=0, le=1)
+    duplicate_high_fraction: float = Field(0.01, ge=0, le=1)
+    flip_min_rate: float = Field(0.03, ge=0, le=1)
+    flip_ratio: float = Field(4.0, ge=1)
+    flip_severity: str = "high"
+    outlier_threshold: float = Field(4.0, gt=0)
+    outlier_severity: str = "low"
+    _sev2 = field_validator("backdoor_severity", "flip_severity", "outlier_severity", mode="before")(
+        _severity
+    )
+
+    def detector_config(self):
+        from checks.detectors.poisoning import PoisoningConfig
+
+        return PoisoningConfig(**self.model_dump(exclude={"timeout_seconds", "timeout_severity"}))
+
+
 class RobustnessConfig(CheckConfig):
     """Black-box evasion on a holdout subsample (checks.detectors.robustness)."""
 
@@ -133,6 +162,7 @@ class DependencyConfig(CheckConfig):
 class ChecksConfig(_Strict):
     data_quality: DataQualityConfig = DataQualityConfig()
     label_noise: LabelNoiseConfig = LabelNoiseConfig()
+    poisoning: PoisoningPolicy = PoisoningPolicy()
     artifact_safety: ArtifactSafetyConfig = ArtifactSafetyConfig(timeout_seconds=120)
     registry_validation: CheckConfig = CheckConfig(timeout_seconds=900)  # may re-run data checks
     performance: PerformanceConfig = PerformanceConfig()

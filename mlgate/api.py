@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ def scan_data(
     from checks.policy import PolicyError, load_policy
     from checks.report import build_report
     from checks.runner import CheckNotRun
-    from checks.stage_checks import data_quality_check, label_noise_check
+    from checks.stage_checks import data_quality_check, label_noise_check, poisoning_check
     from pipelines.audit import detection_probabilities
     from pipelines.settings import load_settings
 
@@ -79,10 +80,41 @@ def scan_data(
     name = Path(path).stem
     subject = {"dataset": name, "path": str(Path(path).resolve()), "rows": len(df)}
 
+    @functools.cache
+    def audit() -> tuple[Any, Any]:  # computed once, shared by label noise and poisoning
+        prepared = prepare(df, label)
+        return prepared, detection_probabilities(prepared, policy.detection_model)
+
+    def poisoning(progress: dict[str, Any]) -> list[Finding]:
+        try:
+            prepared, probs = audit()
+        except DataError as exc:
+            raise CheckNotRun(
+                Finding(
+                    check="poisoning",
+                    severity=Severity.INFO,
+                    stage="data",
+                    subject_identity=name,
+                    key="not_run",
+                    subject=subject,
+                    title=f"Poisoning check could not run: {exc}",
+                    remediation="Provide at least two rows per class.",
+                )
+            ) from None
+        return poisoning_check(
+            prepared.features,
+            prepared.labels,
+            probs,
+            prepared.labelled_rows,
+            prepared.classes,
+            policy,
+            identity=name,
+            subject=subject,
+        )(progress)
+
     def label_noise(progress: dict[str, Any]) -> list[Finding]:
         try:
-            prepared = prepare(df, label)
-            probs = detection_probabilities(prepared, policy.detection_model)
+            prepared, probs = audit()
         except DataError as exc:
             raise CheckNotRun(
                 Finding(
@@ -110,6 +142,7 @@ def scan_data(
     checks = [
         ("data_quality", data_quality_check(df, label, suite_doc, policy, identity=name, subject=subject)),
         ("label_noise", label_noise),
+        ("poisoning", poisoning),
     ]
     outcomes = execute_checks(checks, policy, model_name=None, identity=name, subject=subject)
     blocked = any(outcome_blocks(o, policy, None) for o in outcomes)
