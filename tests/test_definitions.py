@@ -27,6 +27,7 @@ def test_definitions_load_and_wire_blocking_gates(env) -> None:
     assert checks == {
         ("training_data", "data_quality"),
         ("audit_predictions", "label_noise"),
+        ("audit_predictions", "poisoning"),
         ("model_version", "artifact_safety"),
         ("model_version", "registry_validation"),
         ("model_version", "dependency_advisories"),

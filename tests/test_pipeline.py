@@ -44,6 +44,7 @@ def test_clean_retrain_passes_is_tagged_and_promoted(env) -> None:
     assert {c["name"] for c in report["checks"]} == {
         "data_quality",
         "label_noise",
+        "poisoning",
         "artifact_safety",
         "registry_validation",
         "dependency_advisories",
@@ -110,7 +111,7 @@ def test_data_results_are_reused_for_the_same_snapshot(env) -> None:
             .scalars()
             .all()
         )
-    assert sorted(rows) == ["data_quality", "label_noise"], "the second retrain reused, not recomputed"
+    assert sorted(rows) == ["data_quality", "label_noise", "poisoning"], "the second retrain reused them"
 
 
 def test_retrain_whose_holdout_metrics_regress_is_blocked_and_not_promoted(env) -> None:
