@@ -80,27 +80,31 @@ def scan_data(
     name = Path(path).stem
     subject = {"dataset": name, "path": str(Path(path).resolve()), "rows": len(df)}
 
-    @functools.cache
-    def audit() -> tuple[Any, Any]:  # computed once, shared by label noise and poisoning
-        prepared = prepare(df, label)
-        return prepared, detection_probabilities(prepared, policy.detection_model)
-
-    def poisoning(progress: dict[str, Any]) -> list[Finding]:
+    def audit(check: str) -> tuple[Any, Any]:
+        """The prepared data and detection-model probabilities, computed once for both checks."""
         try:
-            prepared, probs = audit()
+            return shared_audit()
         except DataError as exc:
             raise CheckNotRun(
                 Finding(
-                    check="poisoning",
+                    check=check,
                     severity=Severity.INFO,
                     stage="data",
                     subject_identity=name,
                     key="not_run",
                     subject=subject,
-                    title=f"Poisoning check could not run: {exc}",
+                    title=f"{check.replace('_', ' ').capitalize()} check could not run: {exc}",
                     remediation="Provide at least two rows per class.",
                 )
             ) from None
+
+    @functools.cache
+    def shared_audit() -> tuple[Any, Any]:
+        prepared = prepare(df, label)
+        return prepared, detection_probabilities(prepared, policy.detection_model)
+
+    def poisoning(progress: dict[str, Any]) -> list[Finding]:
+        prepared, probs = audit("poisoning")
         return poisoning_check(
             prepared.features,
             prepared.labels,
@@ -113,21 +117,7 @@ def scan_data(
         )(progress)
 
     def label_noise(progress: dict[str, Any]) -> list[Finding]:
-        try:
-            prepared, probs = audit()
-        except DataError as exc:
-            raise CheckNotRun(
-                Finding(
-                    check="label_noise",
-                    severity=Severity.INFO,
-                    stage="data",
-                    subject_identity=name,
-                    key="not_run",
-                    subject=subject,
-                    title=f"Label-noise check could not run: {exc}",
-                    remediation="Provide at least two rows per class.",
-                )
-            ) from None
+        prepared, probs = audit("label_noise")
         progress["folds_done"] = True
         return label_noise_check(
             prepared.labels,

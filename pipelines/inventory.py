@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,9 @@ from checks.detectors.registry import LINEAGE_TAG
 from checks.findings import Finding
 from checks.policy import Policy
 from checks.store import FindingsStore
+from pipelines.resources import registry_pages
 from pipelines.storage import VersionSnapshot, load_dataset, load_version, version_dir
 
-PAGE_SIZE = 200
 DATASET_NAME_TAG = "mlgate.dataset"
 LINEAGE_SOURCE_TAG = "mlgate.lineage"
 
@@ -34,14 +33,8 @@ class InventoryError(Exception):
     """The registry cannot be listed, or a requested model is not registered."""
 
 
-def _pages(search: Any, **kwargs: Any) -> Iterator[Any]:
-    token = None
-    while True:
-        page = search(max_results=PAGE_SIZE, page_token=token, **kwargs)
-        yield from page
-        token = page.token
-        if not token:
-            return
+def _versions(client: Any, name: str) -> list[Any]:
+    return list(registry_pages(client.search_model_versions, filter_string=f"name = {_quoted(name)}"))
 
 
 def _quoted(name: str) -> str:
@@ -66,10 +59,9 @@ def _registered(client: Any, registry_uri: str, models: list[str] | None) -> lis
                         ) from None
                     raise
         else:
-            found = list(_pages(client.search_registered_models))
+            found = list(registry_pages(client.search_registered_models))
         return [
-            (model, list(_pages(client.search_model_versions, filter_string=f"name = {_quoted(model.name)}")))
-            for model in sorted(found, key=lambda m: m.name)
+            (model, _versions(client, model.name)) for model in sorted(found, key=lambda m: m.name)
         ]
     except InventoryError:
         raise

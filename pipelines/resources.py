@@ -6,7 +6,9 @@ import functools
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -141,6 +143,17 @@ class RegistryResource(dg.ConfigurableResource):
 
     def scratch_dir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="mlgate-download-"))
+
+
+def registry_pages(search: Any, page_size: int = 200, **kwargs: Any) -> Iterator[Any]:
+    """Every item of a paged MLflow search (search_registered_models, search_model_versions)."""
+    token = None
+    while True:
+        page = search(max_results=page_size, page_token=token, **kwargs)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def remember_registry(home: HomeResource | str, registry_uri: str) -> str:

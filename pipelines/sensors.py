@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +21,8 @@ import dagster as dg
 from checks.store import FindingsStore
 from pipelines.jobs import scan_version_job
 from pipelines.partitions import IN_PROCESS_SCAN_TAG, RETRAIN_RUN_TAG, model_versions, partition_key
-from pipelines.resources import RegistryResource, StoreResource
+from pipelines.resources import RegistryResource, StoreResource, registry_pages
 
-PAGE_SIZE = 200
 TICK_BUDGET_SECONDS = 40.0  # Dagster ends a tick at 60 s
 HANDOFF_SECONDS = 120.0
 
@@ -45,16 +43,6 @@ class Plan:
     complete: bool = True
 
 
-def _pages(search: Any, **kwargs: Any) -> Iterator[Any]:
-    token = None
-    while True:
-        page = search(max_results=PAGE_SIZE, page_token=token, **kwargs)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
 def plan_scans(
     client: Any,
     store: FindingsStore,
@@ -66,10 +54,10 @@ def plan_scans(
 ) -> Plan:
     """Which versions to scan now, and the cursor after handling them (pure of Dagster's sensor API)."""
     plan = Plan(cursor=dict(cursor))
-    names = models or [m.name for m in _pages(client.search_registered_models)]
+    names = models or [m.name for m in registry_pages(client.search_registered_models)]
     for name in names:
         versions = sorted(
-            _pages(client.search_model_versions, filter_string=f"name = '{name}'"),
+            registry_pages(client.search_model_versions, filter_string=f"name = '{name}'"),
             key=lambda v: int(v.version),
         )
         for mv in versions:
