@@ -19,16 +19,34 @@ from pipelines.schedules import nightly_retrain, weekly_rescan
 from pipelines.sensors import mlflow_registry_sensor
 from pipelines.settings import load_settings, prepare_environment
 
+RETRAIN_ASSETS = [raw_data, training_data, audit_predictions, candidate_model]
+
+
+def lifecycle_owners(settings) -> list[str]:
+    """Dagster asset owners of the owned retrain lifecycle: the policy owner of the model the
+    retrain produces (an email or `team:name`), so the UI shows who answers for its findings."""
+    from checks.policy import PolicyError, load_policy
+    from pipelines.settings import DEFAULT_MODEL_NAME
+
+    try:
+        owner = load_policy(settings.policy_path).for_model(DEFAULT_MODEL_NAME).owner
+    except PolicyError:
+        return []  # the gates report the bad policy; the code location still loads
+    return [owner] if owner and ("@" in owner or owner.startswith("team:")) else []
+
 
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     prepare_environment(settings)
+    owners = lifecycle_owners(settings)
+    retrain = (
+        dg.map_asset_specs(lambda spec: spec.replace_attributes(owners=owners), RETRAIN_ASSETS)
+        if owners
+        else RETRAIN_ASSETS
+    )
     return dg.Definitions(
         assets=[
-            raw_data,
-            training_data,
-            audit_predictions,
-            candidate_model,
+            *retrain,
             model_version,
             model_evaluation,
             deployment,

@@ -54,3 +54,11 @@ def test_workspace_and_instance_files_are_valid(env) -> None:
     instance = yaml.safe_load((REPO / "dagster.yaml").read_text())
     assert instance["telemetry"]["enabled"] is False and instance["nux"]["enabled"] is False
     assert (env.home / "dagster" / "dagster.yaml").is_file()
+
+
+def test_the_policy_owner_owns_the_retrain_assets_in_dagster(env) -> None:
+    env.set_policy("models:\n  mlgate-demo:\n    owner: ml-team@example.com\n")
+    graph = env.defs.resolve_asset_graph()
+    owners = {k.to_user_string(): graph.get(k).owners for k in graph.get_all_asset_keys()}
+    assert owners["candidate_model"] == ["ml-team@example.com"] == owners["raw_data"]
+    assert owners["model_version"] == [], "scanned versions are owned per model through their tags"
