@@ -60,3 +60,17 @@ def test_clean_digits_raise_no_poisoning_finding_at_medium_or_above(digits, tmp_
         if f["check"] == "poisoning" and f["severity"] in ("medium", "high", "critical")
     ]
     assert serious == []
+
+
+def test_a_backdoored_retrain_is_blocked_before_a_model_is_trained(env, digits, tmp_path) -> None:
+    poisoned, rows = backdoored(digits)
+    path = tmp_path / "digits.csv"
+    poisoned.to_csv(path, index=False)
+    result = env.retrain(path=path, label="digit", model="digits")
+    assert not result.success
+    assert not env.client.search_model_versions("name = 'digits'"), "nothing was registered"
+    scan = env.store.latest_scan("dataset", model_name="digits")
+    poisoning = env.store.checks_of(scan["id"])["poisoning"]
+    assert poisoning.status == "failed"
+    [backdoor] = [f for f in poisoning.findings if f.key == f"backdoor:{TARGET}"]
+    assert len(set(backdoor.evidence["rows"]) & set(rows)) >= 0.9 * len(rows)
