@@ -101,7 +101,8 @@ def test_a_model_that_fails_to_load_at_evaluation_is_blocked_with_a_critical_fin
     cached.write_bytes(b"tampered")
     assert not env.scan("demo", 1, only=["model_evaluation"]).success
     tags = env.version_tags("demo", 1)
-    assert tags["mlgate.verdict"] == "blocked" and tags["mlgate.findings.critical"] == "1"
+    # every check that needs the model fails closed: performance, robustness, membership inference
+    assert tags["mlgate.verdict"] == "blocked" and tags["mlgate.findings.critical"] == "3"
     result = env.store.checks_of(env.store.latest_scan("model_version", model_name="demo")["id"])
-    assert result["performance"].status == "error"
+    assert {result[c].status for c in ("performance", "robustness", "membership_inference")} == {"error"}
     assert "no longer match the scanned digest" in result["performance"].findings[0].title
