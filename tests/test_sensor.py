@@ -75,7 +75,7 @@ class MlflowServer:
             try:
                 if requests.get(f"{self.uri}/health", timeout=1).ok:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or slow to answer under load
                 time.sleep(0.5)
         raise RuntimeError(f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}")
 

@@ -166,7 +166,7 @@ def test_concurrent_first_use_migrates_once(store_url: str) -> None:
     run_processes(open_store, [(store_url,)] * 3)
     store = FindingsStore(store_url)
     with store.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0003"]
         names = set(sa.inspect(conn).get_table_names())
     assert {"scans", "check_results", "findings", "decisions", "audit_log", "alembic_version"} <= names
     store.close()
