@@ -58,13 +58,14 @@ def nearest_reference(
     for start in range(0, len(queries), CHUNK):
         rows = queries[start : start + CHUNK]
         block = np.asarray(space[np.ix_(rows, columns)], dtype=np.float32)
-        d2 = squared[None, :] - 2 * (block @ points.T)
-        d2 += np.einsum("ij,ij->i", block, block)[:, None]
+        partial = block @ points.T  # |q - r|^2 - |q|^2 = |r|^2 - 2 q.r, computed in place
+        partial *= -2
+        partial += squared[None, :]
         slot = np.minimum(np.searchsorted(reference, rows), len(reference) - 1)
         own = np.flatnonzero(reference[slot] == rows)
-        d2[own, slot[own]] = np.inf  # a row is never its own neighbour
-        near = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        near_d2 = np.take_along_axis(d2, near, axis=1)
+        partial[own, slot[own]] = np.inf  # a row is never its own neighbour
+        near = np.argpartition(partial, k - 1, axis=1)[:, :k]
+        near_d2 = np.take_along_axis(partial, near, axis=1) + np.einsum("ij,ij->i", block, block)[:, None]
         order = np.argsort(near_d2, axis=1, kind="stable")
         indices[start : start + len(rows)] = reference[np.take_along_axis(near, order, axis=1)]
         near_d2 = np.take_along_axis(near_d2, order, axis=1)
@@ -186,7 +187,7 @@ def build_context(
     positions = np.arange(len(y)) if row_positions is None else np.asarray(row_positions, dtype=int)
     if len(positions) != len(y):
         raise ValueError(f"{len(positions)} row positions for {len(y)} rows")
-    _impute(X)
+    impute_median(X)
     return Context(
         X,
         y,
@@ -202,10 +203,11 @@ def build_context(
     )
 
 
-def _impute(X: np.ndarray) -> None:
+def impute_median(X: np.ndarray) -> np.ndarray:
+    """Replace non-finite cells in place by their column's median (0 for an all-missing column)."""
     bad = ~np.isfinite(X)
-    if not bad.any():
-        return
-    X[bad] = np.nan
-    medians = np.nanmedian(np.where(np.isnan(X).all(axis=0), 0.0, X), axis=0)
-    X[bad] = np.take(np.nan_to_num(medians), np.nonzero(bad)[1])
+    if bad.any():
+        X[bad] = np.nan
+        medians = np.nanmedian(np.where(np.isnan(X).all(axis=0), 0.0, X), axis=0)
+        X[bad] = np.take(medians, np.nonzero(bad)[1])
+    return X

@@ -77,7 +77,7 @@ def _near_pairs(points: np.ndarray, radius: float, seed: int) -> tuple[np.ndarra
     left, right = [], []
     for sweep in range(SWEEPS):
         order = np.argsort(keys[:, sweep], kind="stable")
-        ranked = projected[order]
+        ranked = projected[order].astype(np.float32)
         for offset in range(1, min(WINDOW, n - 1) + 1):
             gap = ranked[offset:] - ranked[:-offset]
             close = np.flatnonzero(np.einsum("ij,ij->i", gap, gap) <= limit)
@@ -131,8 +131,9 @@ def _finding(ctx: Context, group: np.ndarray, rows: np.ndarray, tolerance: float
         severity = Severity.MEDIUM
     else:
         severity = Severity.LOW
-    ids, starts = np.unique(group[rows], return_index=True)
-    members = np.split(rows, starts[1:])
+    by_group = rows[np.argsort(group[rows], kind="stable")]
+    ids, starts = np.unique(group[by_group], return_index=True)
+    members = np.split(by_group, starts[1:])
     groups, suspected = [], []
     for member_rows in members:
         consensus = _consensus(ctx, member_rows)

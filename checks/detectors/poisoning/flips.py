@@ -20,7 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from checks.detectors.poisoning.context import Context, compact_scale, nearest_reference, reference_size
+from checks.detectors.poisoning.context import (
+    Context,
+    compact_scale,
+    impute_median,
+    nearest_reference,
+    reference_size,
+)
 from checks.findings import Finding
 
 MIN_MARGIN = 0.5  # median margin of a pair's rows: natural confusion at a class border sits lower
@@ -48,17 +54,17 @@ def label_issues(
     """Mislabelled rows from out-of-fold probabilities combined with a kNN vote (see module doc).
 
     Args:
-        features: numeric feature matrix (rows, columns), missing values imputed.
+        features: numeric feature matrix (rows, columns); non-finite cells take the column median.
         labels: encoded labels 0..k-1.
         pred_probs: out-of-fold class probabilities (rows, k) of the detection model; None to use
             the kNN vote alone.
         neighbors: k of the kNN vote.
-        reference_rows: the kNN compares with at most this many rows (fewer above 20k rows, see
+        reference_rows: the kNN compares with at most this many rows (fewer above 10k rows, see
             `reference_size`); every row is scored.
     """
     labels = np.asarray(labels, dtype=int)
     n = len(labels)
-    space = compact_scale(np.asarray(features, dtype=float))
+    space = compact_scale(impute_median(np.array(features, dtype=float)))
     size = reference_size(n, reference_rows)
     reference = np.arange(n)
     if size < n:
