@@ -320,13 +320,6 @@ def membership_check(
     return run
 
 
-def numeric_features(features: pd.DataFrame) -> pd.DataFrame:
-    """Numbers as floats and low-cardinality text one-hot encoded, in original units (poisoning
-    findings report trigger values in them); missing numbers stay NaN for the detector."""
-    encoded = pd.get_dummies(features, dummy_na=False, dtype=float)
-    return encoded.apply(pd.to_numeric, errors="coerce").astype(float)
-
-
 def poisoning_check(
     features: pd.DataFrame,
     labels: np.ndarray,
@@ -342,28 +335,20 @@ def poisoning_check(
     probabilities (the detection model is not refitted)."""
     import time
 
-    from checks.detectors.poisoning import DeadlineReached as PoisoningDeadline
-    from checks.detectors.poisoning import detect_poisoning
-    from checks.runner import DeadlineReached
+    from checks.detectors.poisoning import detect_poisoning, feature_matrix
 
     config = policy.checks.poisoning
 
     def run(progress: dict[str, Any]) -> list[Finding]:
-        matrix = numeric_features(features)
+        matrix, names = feature_matrix(features)
         stop_at = time.monotonic() + config.timeout_seconds * 0.95
         progress["rows"] = len(matrix)
-        try:
-            return _detect(matrix, stop_at, progress)
-        except PoisoningDeadline:
-            raise DeadlineReached("poisoning", dict(progress)) from None
-
-    def _detect(matrix: pd.DataFrame, stop_at: float, progress: dict[str, Any]) -> list[Finding]:
         return detect_poisoning(
-            matrix.to_numpy(),
+            matrix,
             labels,
             probabilities,
             subject_identity=identity,
-            feature_names=[str(c) for c in matrix.columns],
+            feature_names=names,
             classes=classes,
             row_positions=row_positions,
             subject=subject,

@@ -429,6 +429,7 @@ def _fetch_and_verify(settings: Any, registry: Any, name: str, version: str, des
 def findings_diff(uri: str, *, against: str | None = None, tracking_uri: str | None = None) -> dict[str, Any]:
     """A version's findings vs another version (`against`), or vs the previous scanned version and
     the alias holder: new, reintroduced, recurring and fixed, by fingerprint."""
+    from checks.gates import REMEDIATION_TAG
     from checks.history import previous_version, remediation_diff, version_diff, version_findings
     from checks.policy import load_policy
     from checks.store import FindingsStore
@@ -449,7 +450,7 @@ def findings_diff(uri: str, *, against: str | None = None, tracking_uri: str | N
             alias: registry.alias_holder(name, alias),
         }
     diffs = {}
-    source = registry.client().get_model_version(name, version).tags.get("mlgate.remediation_of")
+    source = registry.client().get_model_version(name, version).tags.get(REMEDIATION_TAG)
     remediated = remediation_diff(store, registry.registry_uri, name, version, source) if source else None
     if remediated is not None and not against:
         diffs["remediated"] = remediated.as_dict()

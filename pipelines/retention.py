@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from checks.policy import Policy
 from checks.store import FindingsStore, findings, scans
 from pipelines.findings_register import load_register
+from pipelines.resources import registry_pages
 from pipelines.storage import load_version
 
 DAY = 86_400
@@ -35,20 +36,14 @@ def referenced_digests(
 ) -> dict[str, str]:
     """Artifact and dataset digests that must stay, each with the reason."""
     keep: dict[str, str] = {}
-    token = None
-    while True:
-        page = client.search_registered_models(max_results=200, page_token=token)
-        for model in page:
-            for alias, version in (model.aliases or {}).items():
-                snapshot = load_version(cache_dir, registry_uri, model.name, str(version))
-                why = f"{model.name} v{version} holds @{alias}"
-                if snapshot is not None:
-                    keep[snapshot.artifact_digest] = why
-                    if snapshot.dataset_digest:
-                        keep[snapshot.dataset_digest] = why
-        token = page.token
-        if not token:
-            break
+    for model in registry_pages(client.search_registered_models):
+        for alias, version in (model.aliases or {}).items():
+            snapshot = load_version(cache_dir, registry_uri, model.name, str(version))
+            why = f"{model.name} v{version} holds @{alias}"
+            if snapshot is not None:
+                keep[snapshot.artifact_digest] = why
+                if snapshot.dataset_digest:
+                    keep[snapshot.dataset_digest] = why
     still_open = {e["fingerprint"] for e in load_register(store, policy) if e["status"] == "open"}
     query = sa.select(findings.c.fingerprint, scans.c.artifact_digest, scans.c.dataset_digest).join(
         scans, scans.c.id == findings.c.scan_id

@@ -11,7 +11,7 @@ import dagster as dg
 
 from pipelines.jobs import rescan_version_job, retrain_job
 from pipelines.partitions import partition_key
-from pipelines.resources import RegistryResource
+from pipelines.resources import RegistryResource, registry_pages
 
 nightly_retrain = dg.ScheduleDefinition(
     name="nightly_retrain",
@@ -24,14 +24,12 @@ nightly_retrain = dg.ScheduleDefinition(
 
 def alias_holders(registry: RegistryResource) -> list[str]:
     """Partition keys of every version that holds an alias in the configured registry."""
-    client, keys, token = registry.client(), set(), None
-    while True:
-        page = client.search_registered_models(max_results=200, page_token=token)
-        for model in page:
-            keys.update(partition_key(model.name, version) for version in (model.aliases or {}).values())
-        token = page.token
-        if not token:
-            return sorted(keys)
+    keys = {
+        partition_key(model.name, version)
+        for model in registry_pages(registry.client().search_registered_models)
+        for version in (model.aliases or {}).values()
+    }
+    return sorted(keys)
 
 
 @dg.schedule(

@@ -723,23 +723,6 @@ def check_dependencies(
     return found
 
 
-def scan_dependencies(
-    model_dir: Path,
-    database: AdvisoryDatabase | None,
-    *,
-    subject_identity: str,
-    subject: dict[str, Any] | None = None,
-    database_problem: str | None = None,
-    stale_after_days: float = STALE_AFTER_DAYS,
-    now: datetime | None = None,
-) -> list[Finding]:
-    """read_environment + check_dependencies for an MLflow model directory."""
-    return check_dependencies(
-        read_environment(model_dir),
-        database,
-        subject_identity=subject_identity,
-        subject=subject,
-        database_problem=database_problem,
-        stale_after_days=stale_after_days,
-        now=now,
-    )
+def scan_dependencies(model_dir: Path, database: AdvisoryDatabase | None, **options: Any) -> list[Finding]:
+    """read_environment + check_dependencies (same keyword options) for an MLflow model directory."""
+    return check_dependencies(read_environment(model_dir), database, **options)

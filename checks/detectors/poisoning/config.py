@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from checks.runner import DeadlineReached  # noqa: F401 - re-exported: the runner reports it as timeout
+
 VERSION = "1"
 CHECK = "poisoning"
 TAXONOMY = {"owasp_ml": "ML02:2023", "atlas": "AML.T0020"}
 PATTERNS = ("backdoor", "conflicting_duplicates", "targeted_flip", "outliers")
-
-
-class DeadlineReached(TimeoutError):
-    """Raised when the caller's `deadline()` says the budget is spent; `progress` says how far it got."""
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ class Context:
         """Record the stage reached; raise DeadlineReached once the caller's budget is spent."""
         self.progress["stage"] = stage
         if self.deadline is not None and self.deadline():
-            raise DeadlineReached(f"poisoning check stopped at its deadline during {stage!r}")
+            raise DeadlineReached("poisoning", dict(self.progress))
 
     def class_name(self, code: int) -> str:
         return str(self.class_names[code])
