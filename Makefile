@@ -56,6 +56,8 @@ bench: install
 	$(BIN)/python bench/bench_detection_model.py
 	$(BIN)/python bench/bench_registration.py
 	$(BIN)/python bench/bench_artifact_scan.py
+	$(BIN)/python bench/bench_model_attacks.py --json bench/results_model_attacks.json
+	$(BIN)/python bench/bench_poisoning.py
 
 ## Remove mlgate's state (Dagster instance, MLflow database and artifacts, findings, caches).
 clean:
