@@ -57,7 +57,7 @@ bench: install
 	$(BIN)/python bench/bench_registration.py
 	$(BIN)/python bench/bench_artifact_scan.py
 	$(BIN)/python bench/bench_model_attacks.py --json bench/results_model_attacks.json
-	$(BIN)/python bench/bench_poisoning.py
+	$(BIN)/python bench/bench_poisoning.py --json bench/results_poisoning.json
 
 ## Remove mlgate's state (Dagster instance, MLflow database and artifacts, findings, caches).
 clean:
