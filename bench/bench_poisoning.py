@@ -22,11 +22,10 @@ Attacks (digits = scikit-learn's 8x8 digits, 1,797 rows; tabular = make_classifi
 Clean data: digits, breast_cancer, wine, iris, make_classification (class_sep 2) and, as a stress
 row, make_classification with its defaults (class_sep 1, 1% random labels): the share of rows
 named by findings at medium or above, and at low.
-Label noise: 5% random flips (bench_detection_model.flip_labels) on digits, wine, breast_cancer:
-F1 of the current check (cleanlab `find_label_noise`) against `label_issues` (model + kNN), both
-with svc and with logistic-regression probabilities.
+Label-noise quality is bench_detection_model.py's job.
 Speed: make_classification with 10k and 100k rows x 50 features, 5 classes, synthetic
-probabilities, a 1% backdoor planted; seconds per pattern and for the whole check (best of 3).
+probabilities, a 1% backdoor planted; seconds per pattern, for the whole check, and for the
+label-noise detector as the pipeline runs it (cleanlab plus the kNN vote on the features), best of 3.
 Duplicate reach: at those sizes, the share of 500 copies found for copy jitters of 0.1%-3% of a
 standard deviation per feature.
 
@@ -36,6 +35,7 @@ Run from the repo root: `.venv/bin/python bench/bench_poisoning.py --json bench/
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -52,10 +52,10 @@ from sklearn import datasets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_detection_model import environment, flip_labels
+from bench_detection_model import environment
 
 from checks.detectors.label_noise import find_label_noise
-from checks.detectors.poisoning import PATTERNS, detect_poisoning, label_issues
+from checks.detectors.poisoning import PATTERNS, detect_poisoning
 from checks.detectors.tabular import out_of_fold_probabilities
 from checks.findings import Finding, Severity
 
@@ -228,28 +228,6 @@ def clean_cell(name: str, seed: int, estimator: str) -> dict[str, Any]:
     }
 
 
-def label_noise_cell(name: str, seed: int, estimator: str) -> dict[str, Any]:
-    X, y = {"digits": digits, "wine": CLEAN["wine"], "breast_cancer": CLEAN["breast_cancer"]}[name](seed)
-    X = np.asarray(X, dtype=float)
-    noisy, flipped = flip_labels(y, 0.05, seed)
-    P = probabilities(X, noisy, estimator)
-    cleanlab_rows = named_rows(find_label_noise(noisy, P, subject_identity="bench", max_noise_rate=1.0), "")
-    combined = np.flatnonzero(label_issues(X, noisy, P).flagged)
-    truth = set(np.flatnonzero(flipped).tolist())
-    return {
-        "dataset": name,
-        "estimator": estimator,
-        "seed": seed,
-        "f1_cleanlab": _f1(cleanlab_rows, truth),
-        "f1_label_issues": _f1(set(combined.tolist()), truth),
-    }
-
-
-def _f1(named: set[int], truth: set[int]) -> float:
-    hits = len(named & truth)
-    return 2 * hits / (len(named) + len(truth)) if named or truth else 1.0
-
-
 def synthetic_probabilities(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Softmax of noisy logits centred on the true class (nothing trained)."""
     k = int(y.max()) + 1
@@ -265,11 +243,18 @@ def timing(rows: int, repeat: int) -> dict[str, Any]:
     poisoned = backdoor(X, y, 0.01, rng, [47, 48, 49], X[:, [47, 48, 49]].max(axis=0))
     P = synthetic_probabilities(poisoned.y, rng)
     out: dict[str, Any] = {"rows": rows, "features": 50}
-    for label, patterns in [*((p, (p,)) for p in PATTERNS), ("all", PATTERNS)]:
+    runs: dict[str, Callable[[], list[Finding]]] = {
+        **{p: functools.partial(scan, poisoned.X, poisoned.y, P, patterns=(p,)) for p in PATTERNS},
+        "all": functools.partial(scan, poisoned.X, poisoned.y, P, patterns=PATTERNS),
+        "label_noise": functools.partial(
+            find_label_noise, poisoned.y, P, subject_identity="bench", features=poisoned.X
+        ),
+    }
+    for label, run in runs.items():
         best = float("inf")
         for _ in range(repeat):
             start = time.perf_counter()
-            findings = scan(poisoned.X, poisoned.y, P, patterns=patterns)
+            findings = run()
             best = min(best, time.perf_counter() - start)
         out[label] = round(best, 3)
         if label == "all":
@@ -333,9 +318,7 @@ def main() -> None:
     parser.add_argument("--estimator", default="auto", help="detection-model estimator for the attacks")
     parser.add_argument("--timing-rows", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["attacks", "clean", "label_noise", "timing"]
-    )
+    parser.add_argument("--skip", nargs="*", default=[], choices=["attacks", "clean", "timing"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -352,14 +335,6 @@ def main() -> None:
     if "clean" not in args.skip:
         result["clean"] = [clean_cell(name, s, args.estimator) for name in CLEAN for s in args.seeds]
         _print("clean", result["clean"])
-    if "label_noise" not in args.skip:
-        result["label_noise"] = [
-            label_noise_cell(name, s, est)
-            for est in ("svc", "logistic_regression")
-            for name in ("digits", "wine", "breast_cancer")
-            for s in args.seeds
-        ]
-        _print("label noise", result["label_noise"])
     if "timing" not in args.skip:
         result["timing"] = [timing(rows, args.repeat) for rows in args.timing_rows]
         _print("timing", result["timing"])

@@ -182,8 +182,9 @@ def _data_check_fn(name: str, dataset: DatasetSnapshot, policy: Policy) -> Check
         return check(progress)
 
     def label_noise(progress: dict[str, Any]) -> list[Finding]:
-        config = policy.detection_model
-        audit = compute_audit_predictions(dataset, config)
+        from checks.detectors.tabular import prepare
+
+        audit = compute_audit_predictions(dataset, policy.detection_model)
         check = label_noise_check(
             np.asarray(audit.labels),
             audit.probabilities(),
@@ -191,6 +192,7 @@ def _data_check_fn(name: str, dataset: DatasetSnapshot, policy: Policy) -> Check
             policy,
             identity=dataset.identity,
             subject=subject,
+            features=prepare(dataset.frame(), dataset.label).features,
             dropped_columns=audit.dropped_columns,
         )
         return check(progress)

@@ -65,9 +65,13 @@ def label_noise_check(
     *,
     identity: str,
     subject: dict[str, Any],
+    features: pd.DataFrame | None = None,
     dropped_columns: list[str] | None = None,
 ) -> CheckFn:
-    """cleanlab on the shared out-of-fold probabilities; dropped ID columns are an info finding."""
+    """cleanlab on the shared out-of-fold probabilities, with a kNN vote on `features` when given
+    (the model's prepared feature frame); dropped ID columns are an info finding."""
+    from checks.detectors.poisoning import feature_matrix
+
     config = policy.checks.label_noise
 
     def run(progress: dict[str, Any]) -> list[Finding]:
@@ -80,6 +84,7 @@ def label_noise_check(
             severity=config.severity,
             row_positions=row_positions,
             subject=subject,
+            features=None if features is None else feature_matrix(features)[0],
         )
         if dropped_columns:
             found.append(

@@ -20,6 +20,7 @@ def __getattr__(name: str) -> str:
     except PackageNotFoundError:  # running from a source tree without installing
         return "0.0.0+local"
 
+
 __all__ = ["__version__", "load_model", "scan_data"]
 
 

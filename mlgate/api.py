@@ -126,6 +126,7 @@ def scan_data(
             policy,
             identity=name,
             subject=subject,
+            features=prepared.features,
             dropped_columns=prepared.id_columns + prepared.dropped_text_columns,
         )(progress)
 

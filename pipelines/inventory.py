@@ -60,9 +60,7 @@ def _registered(client: Any, registry_uri: str, models: list[str] | None) -> lis
                     raise
         else:
             found = list(registry_pages(client.search_registered_models))
-        return [
-            (model, _versions(client, model.name)) for model in sorted(found, key=lambda m: m.name)
-        ]
+        return [(model, _versions(client, model.name)) for model in sorted(found, key=lambda m: m.name)]
     except InventoryError:
         raise
     except Exception as exc:  # any failure to list is one clear message

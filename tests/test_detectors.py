@@ -9,13 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sklearn.datasets import make_blobs
+from sklearn.datasets import load_digits, make_blobs
+from sklearn.metrics import f1_score
 
 from checks.artifact_scan import ScanPolicy
 from checks.detectors.artifact import scan_model_artifact
 from checks.detectors.data_quality import baseline_contract, draft_suite, validate_suite
 from checks.detectors.label_noise import find_label_noise
 from checks.detectors.performance import compare_to_champion
+from checks.detectors.poisoning import feature_matrix
 from checks.detectors.registry import RegistryFacts, validate_registry_entry
 from checks.detectors.tabular import DataError, out_of_fold_probabilities, prepare
 
@@ -35,11 +37,17 @@ def _flip(df: pd.DataFrame, fraction: float, seed: int = 0) -> tuple[pd.DataFram
     return noisy, rows
 
 
-def _noise_findings(df: pd.DataFrame, **kwargs):
+def _noise_findings(df: pd.DataFrame, *, knn: bool = True, estimator: str = "logistic_regression", **kwargs):
+    """The label-noise detector as the pipeline runs it (with the kNN vote unless `knn` is False)."""
     prepared = prepare(df, "label")
-    probs = out_of_fold_probabilities(prepared.features, prepared.labels, estimator="logistic_regression")
+    probs = out_of_fold_probabilities(prepared.features, prepared.labels, estimator=estimator)
     return find_label_noise(
-        prepared.labels, probs, subject_identity="m:blobs", row_positions=prepared.labelled_rows, **kwargs
+        prepared.labels,
+        probs,
+        subject_identity="m:blobs",
+        row_positions=prepared.labelled_rows,
+        features=feature_matrix(prepared.features)[0] if knn else None,
+        **kwargs,
     )
 
 
@@ -72,6 +80,26 @@ def test_label_noise_rows_are_file_positions_when_some_labels_are_missing() -> N
     [finding] = _noise_findings(noisy)
     assert not {0, 1, 2} & set(finding.evidence["rows"])
     assert len(set(finding.evidence["rows"]) & set(flipped.tolist())) >= 0.8 * len(flipped)
+
+
+def test_knn_vote_finds_random_flips_on_digits_that_cleanlab_alone_misses() -> None:
+    """Issue 5's goal: F1 >= 0.9 on digits with 5% random flips, with the policy's default detection
+    model (the calibrated SVM at this size); cleanlab's filter alone stays below it on this draw
+    (bench/RESULTS.md has the spread over seeds)."""
+    digits = load_digits(as_frame=True).frame.rename(columns={"target": "label"})
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(digits), round(0.05 * len(digits)), replace=False)
+    digits.loc[rows, "label"] = (digits.loc[rows, "label"] + rng.integers(1, 10, len(rows))) % 10
+    truth = np.isin(np.arange(len(digits)), rows)
+
+    def f1(findings) -> float:
+        flagged = np.isin(np.arange(len(digits)), findings[0].evidence["rows"])
+        return f1_score(truth, flagged)
+
+    with_knn = f1(_noise_findings(digits, estimator="auto"))
+    alone = f1(_noise_findings(digits, estimator="auto", knn=False))
+    assert with_knn >= 0.9, with_knn
+    assert alone < 0.9, alone
 
 
 def test_continuous_target_is_rejected() -> None:

@@ -50,6 +50,7 @@ def label_issues(
     neighbors: int = 10,
     reference_rows: int = 10_000,
     seed: int = 0,
+    count: int | None = None,
 ) -> LabelIssues:
     """Mislabelled rows from out-of-fold probabilities combined with a kNN vote (see module doc).
 
@@ -61,6 +62,7 @@ def label_issues(
         neighbors: k of the kNN vote.
         reference_rows: the kNN compares with at most this many rows (fewer above 10k rows, see
             `reference_size`); every row is scored.
+        count: how many rows to flag at most; None for cleanlab's off-diagonal estimate.
     """
     labels = np.asarray(labels, dtype=int)
     n = len(labels)
@@ -70,11 +72,15 @@ def label_issues(
     if size < n:
         reference = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
     spare, _ = nearest_reference(space, reference, np.arange(n), 2 * neighbors)
-    return issues_from_neighbours(labels, pred_probs, spare, neighbors)
+    return issues_from_neighbours(labels, pred_probs, spare, neighbors, count)
 
 
 def issues_from_neighbours(
-    labels: np.ndarray, pred_probs: np.ndarray | None, spare: np.ndarray, neighbors: int
+    labels: np.ndarray,
+    pred_probs: np.ndarray | None,
+    spare: np.ndarray,
+    neighbors: int,
+    count: int | None = None,
 ) -> LabelIssues:
     """`label_issues` given each row's 2k nearest reference rows (self excluded), nearest first."""
     from cleanlab.count import num_label_issues
@@ -82,7 +88,8 @@ def issues_from_neighbours(
     k = int(labels.max()) + 1
     knn = _vote(labels, spare[:, :neighbors], k)
     model = pred_probs[:, :k] if pred_probs is not None else knn
-    count = int(num_label_issues(labels, model, estimation_method="off_diagonal"))
+    if count is None:
+        count = int(num_label_issues(labels, model, estimation_method="off_diagonal"))
     margin, _ = _margin((model + knn) / 2, labels)
     first = _top(margin, count)
     # second pass: the kNN vote no longer listens to rows the first pass found suspicious
