@@ -102,6 +102,22 @@ def test_knn_vote_finds_random_flips_on_digits_that_cleanlab_alone_misses() -> N
     assert alone < 0.9, alone
 
 
+def test_knn_vote_never_hides_a_blocking_noise_estimate() -> None:
+    """Fail closed: the model confidently doubts 20% of the labels while the features agree with
+    them; the vote may not pick those rows, but the estimate above the limit still blocks."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 100)
+    features = np.where(labels[:, None] == 0, -5.0, 5.0) + rng.normal(size=(200, 3))
+    probs = np.where(labels[:, None] == np.arange(2), 0.95, 0.05)
+    doubted = rng.choice(200, 40, replace=False)
+    probs[doubted] = np.where(labels[doubted, None] == np.arange(2), 0.02, 0.98)
+
+    [finding] = find_label_noise(labels, probs, subject_identity="m:x", features=features)
+    assert finding.severity.label == "high"
+    assert finding.evidence["noise_rate"] == 0.2
+    assert sorted(finding.evidence["rows"]) == sorted(doubted.tolist())
+
+
 def test_continuous_target_is_rejected() -> None:
     df = pd.DataFrame({"x": range(100), "label": np.linspace(0, 1, 100) + 0.5})
     with pytest.raises(DataError, match="continuous"):

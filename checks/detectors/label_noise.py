@@ -58,16 +58,18 @@ def find_label_noise(
         from checks.detectors.poisoning.flips import label_issues
 
         issues = label_issues(features, labels, pred_probs, count=int(flagged.sum()))
-        flagged, suggested = issues.flagged, issues.suggested
+        # the vote picks rows; where it clears every row the model doubts, cleanlab's rows stand
+        if issues.flagged.any():
+            flagged, suggested = issues.flagged, issues.suggested
     # cleanlab's own estimate (num_label_issues, off-diagonal), from the joint computed above
     joint_distribution = estimate_joint(labels, pred_probs, confident_joint=joint)
     noise_rate = float(np.rint((1.0 - joint_distribution.trace()) * n)) / n
-    if not flagged.any():
+    blocking = noise_rate > max_noise_rate
+    if not flagged.any() and not blocking:
         return []
     positions = np.arange(n) if row_positions is None else np.asarray(row_positions)
     idx = np.flatnonzero(flagged)
     quality = pred_probs[idx, labels[idx]]
-    blocking = noise_rate > max_noise_rate
     sev = Severity.parse(severity) if blocking else Severity.LOW
     title = (
         f"Estimated label noise {noise_rate:.1%} exceeds {max_noise_rate:.1%}: "
