@@ -51,7 +51,7 @@ CHECKS = [
         "data",
         "audit_predictions",
         "label_noise",
-        "Mislabelled / flipped-label rows from out-of-fold probabilities (cleanlab)",
+        "Mislabelled / flipped-label rows: cleanlab on out-of-fold probabilities, ranked with a kNN vote",
     ),
     _info(
         "poisoning",

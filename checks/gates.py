@@ -315,7 +315,7 @@ def label_noise_gate(
     policy: PolicyResource,
     home: HomeResource,
 ):
-    """Label-noise gate on the shared out-of-fold probabilities (cleanlab)."""
+    """Label-noise gate on the shared out-of-fold probabilities (cleanlab, rows ranked with a kNN vote)."""
     yield from _data_gate(context, "audit_predictions", training_data, store, policy, home)
 
 

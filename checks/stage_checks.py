@@ -277,7 +277,7 @@ def robustness_check(
                     deadline=deadline,
                     **kwargs,
                 ).measurements
-            except Exception as exc:  # noqa: BLE001 - no comparison is a gap, recorded in coverage
+            except Exception as exc:  # noqa: BLE001 - no comparison is a gap: a medium finding
                 progress["champion_error"] = f"{type(exc).__name__}: {exc}"[:300]
         result = evaluate_robustness(
             load_model(),
@@ -292,7 +292,21 @@ def robustness_check(
             deadline=deadline,
             **kwargs,
         )
-        return result.findings
+        if "champion_error" not in progress:
+            return result.findings
+        unavailable = Finding(
+            check="robustness",
+            severity=Severity.MEDIUM,
+            title=f"Champion v{champion_version} could not be attacked; robustness not compared with it",
+            stage="evaluation",
+            subject_identity=identity,
+            key="champion_unavailable",
+            subject=subject,
+            evidence={"champion_version": champion_version, "error": progress["champion_error"]},
+            taxonomy=TAXONOMY,
+            remediation="Rescan the champion so it can be compared.",
+        )
+        return [*result.findings, unavailable]
 
     return run
 

@@ -119,13 +119,17 @@ def test_regularised_logistic_regression_is_not_flagged(noisy) -> None:
     assert _flagged(result.findings) == []
 
 
-def test_membership_samples_are_balanced_and_at_least_500(noisy) -> None:
+def test_membership_samples_take_the_sample_size_or_all_rows_of_each_side(noisy) -> None:
+    """Each side is sampled on its own: a small holdout does not shrink the member sample."""
     train, holdout = noisy  # 1400 training rows, 600 holdout rows
     model = _fit(_lr(0.1), train)
     m = evaluate_membership_inference(model, train, holdout, LABEL, subject_identity=ID).measurements
-    assert m["member_sample_size"] == m["non_member_sample_size"] == 600
+    assert (m["member_sample_size"], m["non_member_sample_size"]) == (1000, 600)
     small = evaluate_membership_inference(model, train, holdout.iloc[:120], LABEL, subject_identity=ID)
-    assert small.measurements["non_member_sample_size"] == small.measurements["member_sample_size"] == 120
+    assert (small.measurements["member_sample_size"], small.measurements["non_member_sample_size"]) == (
+        1000,
+        120,
+    )
     with pytest.raises(ValueError, match="at least 500"):
         evaluate_membership_inference(model, train, holdout, LABEL, subject_identity=ID, sample_rows=100)
 
@@ -319,6 +323,42 @@ def test_no_numeric_feature_is_not_run() -> None:
     assert raised.value.finding.severity == Severity.INFO
 
 
+def test_labels_the_model_never_learnt_fail_instead_of_passing(separated) -> None:
+    """Holdout labels "yes"/"no" against a model trained on 0/1: nothing can be measured, so both
+    checks raise (an `error` result, critical) rather than report a pass."""
+    train, holdout = separated
+    model = _fit(_lr(1.0), train)
+    renamed = holdout.assign(**{LABEL: holdout[LABEL].map({0: "no", 1: "yes"})})
+    with pytest.raises(ValueError, match=r"no label \(no, yes\) is one of the model's classes"):
+        evaluate_robustness(model, renamed, LABEL, subject_identity=ID)
+    with pytest.raises(ValueError, match=r"no label \(no, yes\) is one of the model's classes"):
+        evaluate_membership_inference(model, train, renamed, LABEL, subject_identity=ID)
+
+
+def test_unknown_label_rows_are_left_out_and_counted(separated) -> None:
+    train, holdout = separated
+    model = _fit(_lr(1.0), train)
+    mixed = holdout.copy()
+    mixed.loc[mixed.index[:50], LABEL] = 7  # a class the model never saw
+    m = evaluate_membership_inference(model, train, mixed, LABEL, subject_identity=ID).measurements
+    assert m["unknown_label_rows"] == 50
+    assert m["non_member_sample_size"] == len(holdout) - 50
+    r = evaluate_robustness(model, mixed, LABEL, subject_identity=ID).measurements
+    assert r["unknown_label_rows"] == 50
+
+
+def test_integer_features_that_cannot_move_within_epsilon_are_not_run() -> None:
+    """Integer features whose box is narrower than one unit cannot be perturbed: not measured
+    (info), rather than a robust accuracy equal to the clean one."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.integers(0, 10, size=(800, 3)), columns=["a", "b", "c"])
+    frame[LABEL] = (frame["a"] > 4).astype(int)
+    model = _fit(_lr(1.0), frame.iloc[:600])
+    with pytest.raises(CheckNotRun) as raised:
+        evaluate_robustness(model, frame.iloc[600:], LABEL, subject_identity=ID, epsilon=0.1)
+    assert raised.value.finding.key == "no_movable_features"
+
+
 def test_wilson_interval() -> None:
     assert wilson_interval(0, 0) == (0.0, 1.0)
     low, high = wilson_interval(500, 500)
@@ -333,3 +373,42 @@ def test_labels_read_back_as_floats_still_match_integer_classes(separated) -> No
     as_floats = holdout.assign(**{LABEL: holdout[LABEL].astype(float)})
     m = evaluate_robustness(model, as_floats, LABEL, subject_identity=ID).measurements
     assert m["clean_accuracy"] >= 0.99
+
+
+def test_champion_that_cannot_be_attacked_is_a_medium_gap(separated, tmp_path) -> None:
+    """The robustness check as the gate runs it: a champion that fails to load is not silently
+    skipped; the comparison gap is a medium finding next to the candidate's own results."""
+    from checks.load_guard import UntrustedModelError
+    from checks.policy import Policy
+    from checks.stage_checks import robustness_check
+    from pipelines.storage import save_dataset
+
+    train, holdout = separated
+    frame = pd.concat([train, holdout], ignore_index=True)
+    dataset = save_dataset(
+        tmp_path,
+        frame,
+        name="blobs",
+        label=LABEL,
+        source="test",
+        holdout_rows=list(range(len(train), len(frame))),
+    )
+    model = _fit(_lr(1.0), train)
+
+    def champion() -> Any:
+        raise UntrustedModelError("champion v1 was never scanned by mlgate")
+
+    check = robustness_check(
+        lambda: model,
+        dataset,
+        Policy(),
+        identity=ID,
+        subject={},
+        load_champion=champion,
+        champion_version="1",
+    )
+    progress: dict[str, Any] = {}
+    [gap] = [f for f in check(progress) if f.key == "champion_unavailable"]
+    assert gap.severity == Severity.MEDIUM
+    assert gap.evidence["champion_version"] == "1"
+    assert "never scanned" in progress["champion_error"]

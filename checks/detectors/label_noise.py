@@ -1,9 +1,10 @@
 """Label noise (mislabelled or flipped-label poisoning) from out-of-fold probabilities, via cleanlab.
 
 cleanlab's confident joint on the detection model's probabilities estimates the noise rate (which
-decides blocking) and how many rows to flag. Given the features, *which* rows are flagged comes from
-`poisoning.label_issues`, the model's probabilities averaged with a kNN vote: the two err on
-different rows, which lifts the minimum F1 on 5% random flips of digits from 0.877 to 0.926
+alone decides blocking) and, through cleanlab's filter, how many rows to flag. Given the features,
+*which* rows comes from `poisoning.label_issues`, the model's probabilities averaged with a kNN
+vote, topped up from cleanlab's own rows when the vote doubts fewer: the two err on different
+rows, which lifts the minimum F1 on 5% random flips of digits from 0.877 to 0.926
 (bench/RESULTS.md, section 2).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from checks.detectors.poisoning.context import check_probabilities
 from checks.findings import Finding, Severity
 
 VERSION = "3"
@@ -41,26 +43,25 @@ def find_label_noise(
         features: numeric feature matrix (rows, columns), NaN allowed; when given, the rows are
             chosen with the kNN vote too (module doc). None uses cleanlab's filter alone.
 
-    Returns one finding (or none when nothing is flagged) whose `evidence.rows` lists the flagged
-    rows ascending; `label_quality` holds the model's probability of the given label for each.
+    Returns one finding, or none when no row is flagged and the estimate is within the limit. Its
+    `evidence.rows` lists the flagged rows ascending; `label_quality` holds the model's probability
+    of the given label for each. An estimate above the limit blocks even with no row to name.
     """
     from cleanlab.count import compute_confident_joint, estimate_joint
     from cleanlab.filter import find_label_issues
 
     labels = np.asarray(labels)
     n = len(labels)
+    check_probabilities(np.asarray(pred_probs, dtype=float))
+    if features is not None and features.shape[0] != n:
+        raise ValueError(f"{features.shape[0]} feature rows for {n} labels")
     if n == 0:
         return []
     joint = compute_confident_joint(labels, pred_probs)
     flagged = find_label_issues(labels, pred_probs, confident_joint=joint, n_jobs=1)
     suggested = pred_probs.argmax(axis=1)
     if features is not None and features.shape[1] and flagged.any():
-        from checks.detectors.poisoning.flips import label_issues
-
-        issues = label_issues(features, labels, pred_probs, count=int(flagged.sum()))
-        # the vote picks rows; where it clears every row the model doubts, cleanlab's rows stand
-        if issues.flagged.any():
-            flagged, suggested = issues.flagged, issues.suggested
+        flagged, suggested = _with_knn_vote(features, labels, pred_probs, flagged)
     # cleanlab's own estimate (num_label_issues, off-diagonal), from the joint computed above
     joint_distribution = estimate_joint(labels, pred_probs, confident_joint=joint)
     noise_rate = float(np.rint((1.0 - joint_distribution.trace()) * n)) / n
@@ -101,3 +102,22 @@ def find_label_noise(
             "and trace how they entered the source before retraining.",
         )
     ]
+
+
+def _with_knn_vote(
+    features: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray, cleanlab_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """As many rows as cleanlab flagged, chosen by `label_issues`; when the vote doubts fewer, the
+    rest are cleanlab's rows with the lowest label quality, so every listed row is doubted by one
+    of the two and the finding always names as many rows as cleanlab counted. Also returns each
+    row's suggested label code (the vote's for its rows, the model's otherwise)."""
+    from checks.detectors.poisoning.flips import label_issues
+
+    count = int(cleanlab_rows.sum())
+    issues = label_issues(features, labels, pred_probs, count=count)
+    chosen = issues.flagged.copy()
+    rest = np.flatnonzero(cleanlab_rows & ~chosen)
+    by_quality = rest[np.argsort(pred_probs[rest, labels[rest]], kind="stable")]
+    chosen[by_quality[: count - int(chosen.sum())]] = True
+    suggested = np.where(issues.flagged, issues.suggested, pred_probs.argmax(axis=1))
+    return chosen, suggested

@@ -39,6 +39,7 @@ from checks.detectors.robustness import (
     Deadline,
     ModelCheckResult,
     check_sample_rows,
+    known_classes,
     labelled,
     probabilities,
     subsample,
@@ -48,7 +49,7 @@ from checks.detectors.robustness import (
 from checks.findings import Finding, Severity
 from checks.runner import CheckNotRun
 
-VERSION = "1"
+VERSION = "2"
 CHECK = "membership_inference"
 TAXONOMY = {"owasp_ml": "ML04:2023", "atlas": "AML.T0024.000"}
 MIN_NON_MEMBERS_FOR_TPR = 100  # 1% FPR needs at least one non-member in a hundred
@@ -92,7 +93,7 @@ def evaluate_membership_inference(
         non_members: holdout rows the model never saw; None or empty raises CheckNotRun with a
             medium finding (holdout not retrievable: a governance gap, Contracts).
         champion: the champion's ``measurements`` from this function, shown in evidence.
-        sample_rows: rows drawn from each side (the smaller side bounds both; at least 500).
+        sample_rows: rows drawn from each side, or all of a smaller side (at least 500).
         max_attack_auc, max_advantage, max_tpr_at_1pct_fpr: exceeding any of them is one finding
             of `severity`.
         max_generalization_gap: exceeding it is a separate finding of `gap_severity`.
@@ -110,9 +111,11 @@ def evaluate_membership_inference(
     outside = None if non_members is None else labelled(non_members, label, "holdout")
     if outside is None or len(outside) == 0 or len(inside) == 0:
         raise CheckNotRun(_not_run(subject_identity, subject or {}, len(inside), outside))
-    size = min(sample_rows, len(inside), len(outside))
-    inside = subsample(inside, size, np.random.default_rng([seed, 0]))
-    outside = subsample(outside, size, np.random.default_rng([seed, 1]))
+    # a label the model never learnt has no loss to compare: such rows are left out and counted
+    inside, unknown_members = known_classes(model, inside, label, "training data")
+    outside, unknown_non_members = known_classes(model, outside, label, "holdout")
+    inside = subsample(inside, min(sample_rows, len(inside)), np.random.default_rng([seed, 0]))
+    outside = subsample(outside, min(sample_rows, len(outside)), np.random.default_rng([seed, 1]))
     progress.update(member_rows=len(inside), non_member_rows=len(outside))
     clock.ensure()
     scores, correct = _membership_scores(model, pd.concat([inside, outside]), label)
@@ -120,7 +123,12 @@ def evaluate_membership_inference(
     measurements = _attack_metrics(scores, is_member)
     measurements["attack_auc_ci95"] = _bootstrap_auc(scores, is_member, bootstrap_rounds, seed, clock)
     measurements.update(_accuracy_gap(correct, is_member))
-    measurements.update(check=CHECK, detector_version=VERSION, seed=seed)
+    measurements.update(
+        check=CHECK,
+        detector_version=VERSION,
+        seed=seed,
+        unknown_label_rows=unknown_members + unknown_non_members,
+    )
     measurements["seconds"] = round(time.monotonic() - started, 3)
     progress.update(measurements)
     limits = {

@@ -34,7 +34,7 @@ import pandas as pd
 from checks.findings import Finding, Severity
 from checks.runner import CheckNotRun, DeadlineReached
 
-VERSION = "1"
+VERSION = "2"
 CHECK = "robustness"
 TAXONOMY = {"owasp_ml": "ML01:2023", "atlas": "AML.T0043"}
 MIN_SAMPLE_ROWS = 500  # issue 5: model checks run on at least this many rows (or all when fewer)
@@ -115,6 +115,22 @@ def true_class_index(model: Any, labels: pd.Series) -> np.ndarray:
         raise ValueError("the model exposes no classes_; a classifier with predict_proba is required")
     column = {_class_key(c): i for i, c in enumerate(classes)}
     return np.array([column.get(_class_key(v), -1) for v in labels], dtype=int)
+
+
+def known_classes(model: Any, rows: pd.DataFrame, label: str, what: str) -> tuple[pd.DataFrame, int]:
+    """The rows whose label is one of the model's classes, and how many are not.
+
+    Raises ValueError when none is: the labels and the model's classes do not match (say "yes"/"no"
+    against an encoded 0/1), so nothing could be measured and the check must not pass.
+    """
+    known = true_class_index(model, rows[label]) >= 0
+    if len(rows) and not known.any():
+        seen = sorted({_class_key(v) for v in rows[label]})[:5]
+        classes = [_class_key(c) for c in model.classes_][:5]
+        raise ValueError(
+            f"{what}: no label ({', '.join(seen)}) is one of the model's classes ({', '.join(classes)})"
+        )
+    return rows[known], int((~known).sum())
 
 
 def _class_key(value: Any) -> str:
@@ -425,7 +441,9 @@ def evaluate_robustness(
         progress: the runner's coverage record, updated as the attacks go.
         deadline: ``time.monotonic()`` value at which to stop; raises DeadlineReached.
 
-    Raises CheckNotRun (info finding) when the data has no numeric feature to perturb.
+    Raises CheckNotRun (info finding) when no numeric feature can move within the box, and
+    ValueError when no holdout label is one of the model's classes (rows with an unknown label are
+    left out and counted in `unknown_label_rows`).
     Returns findings and measurements: sample size, clean and robust accuracy with 95% Wilson
     intervals, the drop (rows flipped / sample) with its interval, rows broken per attack, queries.
     The measurements are also written into `progress`.
@@ -436,27 +454,28 @@ def evaluate_robustness(
     rows = labelled(holdout, label, "holdout")
     if len(rows) == 0:
         raise ValueError("holdout: no labelled rows to attack")
+    rows, unknown = known_classes(model, rows, label, "holdout")
     sample = subsample(rows, sample_rows, np.random.default_rng([seed, 0]))
-    progress.update(population_rows=len(rows), sample_size=len(sample), attacks_done=[])
+    progress.update(
+        population_rows=len(rows), unknown_label_rows=unknown, sample_size=len(sample), attacks_done=[]
+    )
     features = sample.drop(columns=[label])
     reference = features if reference is None else reference.drop(columns=[label], errors="ignore")
     box = build_box(features, reference[features.columns], epsilon)
-    if not box.columns:
-        raise CheckNotRun(
-            _finding(
-                Severity.INFO,
-                "no_numeric_features",
-                "No numeric feature to perturb; robustness not measured",
-                subject_identity,
-                subject or {},
-                {},
-            )
+    if not box.columns or not box.movable(np.arange(len(sample))).size:
+        key, what = (
+            ("no_numeric_features", "No numeric feature to perturb")
+            if not box.columns
+            else ("no_movable_features", f"No numeric feature can move within epsilon {epsilon:g}")
         )
+        title = f"{what}; robustness not measured"
+        raise CheckNotRun(_finding(Severity.INFO, key, title, subject_identity, subject or {}, {}))
     oracle = Oracle(
         model, box, true_class_index(model, sample[label]), Deadline(CHECK, deadline, progress), batch_rows
     )
     outcome = run_suite(oracle, noise_trials, boundary_neighbours, greedy_rounds, seed)
     measurements = _measure(outcome, oracle, epsilon, seed, time.monotonic() - started)
+    measurements["unknown_label_rows"] = unknown
     progress.update(measurements)
     limits = Limits(min_robust_accuracy, max_accuracy_drop, champion_tolerance, Severity.parse(severity))
     findings = _judge(measurements, champion, champion_version, limits, subject_identity, subject or {})

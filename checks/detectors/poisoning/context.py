@@ -39,6 +39,28 @@ def reference_size(n: int, cap: int) -> int:
     return min(n, cap, max(MIN_REFERENCE, KNN_BUDGET // max(n, 1)))
 
 
+MIN_CLASS_REFERENCE = 20  # rows of each class (or all of a smaller class) in a sampled reference
+
+
+def sample_reference(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Sorted reference rows for the shared kNN: every row when small (reference_size), else a seeded
+    uniform sample topped up to MIN_CLASS_REFERENCE rows per class, so a rare class still has
+    neighbours of its own and its rows are not outvoted into looking mislabelled."""
+    n = len(labels)
+    size = reference_size(n, cap)
+    if size >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[rng.choice(n, size, replace=False)] = True
+    for code in np.unique(labels):
+        members = np.flatnonzero(labels == code)
+        missing = min(MIN_CLASS_REFERENCE, len(members)) - int(chosen[members].sum())
+        if missing > 0:
+            chosen[rng.choice(members[~chosen[members]], missing, replace=False)] = True
+    return np.flatnonzero(chosen)
+
+
 def nearest_reference(
     space: np.ndarray, reference: np.ndarray, queries: np.ndarray, k: int, columns: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -104,11 +126,8 @@ class Context:
 
     @cached_property
     def reference(self) -> np.ndarray:
-        """Rows the shared kNN compares against: all rows, or a seeded subsample (reference_size)."""
-        size = reference_size(self.n, self.config.reference_rows)
-        if size >= self.n:
-            return np.arange(self.n)
-        return np.sort(np.random.default_rng(self.config.seed).choice(self.n, size, replace=False))
+        """Rows the shared kNN compares against: all rows, or a seeded subsample (sample_reference)."""
+        return sample_reference(self.labels, self.config.reference_rows, self.config.seed)
 
     @cached_property
     def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
@@ -178,6 +197,7 @@ def build_context(
             raise ValueError(
                 f"probabilities must be (rows, classes) = ({len(y)}, >={k}); got {probabilities.shape}"
             )
+        check_probabilities(probabilities)
     names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(X.shape[1])]
     if len(names) != X.shape[1]:
         raise ValueError(f"{len(names)} feature names for {X.shape[1]} feature columns")
@@ -201,6 +221,17 @@ def build_context(
         progress if progress is not None else {},
         deadline,
     )
+
+
+def check_probabilities(probabilities: np.ndarray) -> None:
+    """ValueError unless every row is a probability distribution (finite, >= 0, sums to 1): NaN
+    margins compare false everywhere, so bad probabilities would silently hide flipped labels."""
+    if probabilities.size and (
+        not np.isfinite(probabilities).all()
+        or probabilities.min() < 0
+        or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
+    ):
+        raise ValueError("probabilities must be finite, non-negative and sum to 1 in every row")
 
 
 def impute_median(X: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from checks.detectors.poisoning.context import (
     compact_scale,
     impute_median,
     nearest_reference,
-    reference_size,
+    sample_reference,
 )
 from checks.findings import Finding
 
@@ -61,16 +61,14 @@ def label_issues(
             the kNN vote alone.
         neighbors: k of the kNN vote.
         reference_rows: the kNN compares with at most this many rows (fewer above 10k rows, see
-            `reference_size`); every row is scored.
-        count: how many rows to flag at most; None for cleanlab's off-diagonal estimate.
+            `sample_reference`); every row is scored.
+        count: how many rows to flag at most (positive margins only); None for cleanlab's
+            off-diagonal estimate.
     """
     labels = np.asarray(labels, dtype=int)
     n = len(labels)
     space = compact_scale(impute_median(np.array(features, dtype=float)))
-    size = reference_size(n, reference_rows)
-    reference = np.arange(n)
-    if size < n:
-        reference = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    reference = sample_reference(labels, reference_rows, seed)
     spare, _ = nearest_reference(space, reference, np.arange(n), 2 * neighbors)
     return issues_from_neighbours(labels, pred_probs, spare, neighbors, count)
 
