@@ -118,6 +118,93 @@ def test_near_duplicates_with_conflicting_labels_are_flagged() -> None:
     assert set(dup.evidence["suspected_rows"]) <= set(dup.evidence["rows"])
 
 
+def _categorical(n: int = 2000, seed: int = 0, rare: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """3 x 3 x 2 category levels (18 distinct rows, each ~110 times) and labels drawn from a logistic
+    model: identical rows carry different labels by natural (Bayes) noise alone. `rare` rows get a
+    fourth colour."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "colour": rng.choice(["red", "green", "blue"], n),
+            "size": rng.choice(["S", "M", "L"], n),
+            "shape": rng.choice(["square", "circle"], n),
+        }
+    )
+    logit = 1.5 * (frame["colour"] == "red") + 1.0 * (frame["size"] == "L") - 1.0
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame.loc[frame.index < rare, "colour"] = "purple"
+    X, _ = feature_matrix(frame)
+    return X, y
+
+
+def _copies_with_forged_labels(X, y, rate, seed=0, among=None):
+    """bench_poisoning's attack: rate * n rows (of `among`) copied (jitter 1e-3 sd) with another label."""
+    rng = np.random.default_rng(seed)
+    among = np.arange(len(y)) if among is None else among
+    originals = np.sort(rng.choice(among, round(rate * len(y)), replace=False))
+    copies = X[originals] + rng.normal(scale=1e-3 * X.std(axis=0), size=(len(originals), X.shape[1]))
+    labels = (y[originals] + rng.integers(1, int(y.max()) + 1, len(originals))) % (int(y.max()) + 1)
+    return np.vstack([X, copies]), np.concatenate([y, labels]), originals
+
+
+@pytest.mark.parametrize("probs", [True, False], ids=["model", "knn_vote"])
+def test_natural_label_noise_among_identical_rows_does_not_block(probs) -> None:
+    X, y = _categorical()
+    findings = _scan(X, y, probs=probs)
+    assert all(f.severity < Severity.MEDIUM for f in findings), [(f.key, f.severity) for f in findings]
+    [dup] = [f for f in findings if f.key == "conflicting_duplicates"]
+    assert dup.severity == Severity.LOW and len(dup.evidence["rows"]) == len(y)
+    assert dup.evidence["beyond_natural_noise"] is False
+    [large] = dup.evidence["disagreement"]  # 18 groups of ~110 identical rows
+    assert large["groups"] == 18
+    assert large["disagreeing_rows"] < 1.5 * large["expected_disagreeing_rows"]
+    assert "natural label noise" in dup.title
+    json.dumps(dup.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.05])
+def test_copied_rows_with_forged_labels_are_high_with_their_rows(rate) -> None:
+    X, y, originals = _copies_with_forged_labels(*_digits(), rate)
+    findings = _scan(X, y)
+    [dup] = [f for f in findings if f.key == "conflicting_duplicates"]
+    assert dup.severity == Severity.HIGH
+    copies = set(range(len(y) - len(originals), len(y)))
+    assert set(dup.evidence["rows"]) == copies | set(originals.tolist())
+    assert dup.evidence["group_count"] == len(originals)
+    assert dup.evidence["beyond_natural_noise"] is True
+    [pairs] = dup.evidence["disagreement"]
+    assert pairs["disagreeing_rows"] >= 1.5 * pairs["expected_disagreeing_rows"]
+    assert len(set(dup.evidence["suspected_rows"]) & copies) >= 0.8 * len(copies)
+
+
+def test_forged_copies_are_high_beside_large_natural_groups() -> None:
+    """Six digits each repeated 100 times with ambiguous labels (70% their class): large groups
+    whose natural disagreement must not drown 1% of rows copied with forged labels."""
+    X, y = _digits()
+    rng = np.random.default_rng(8)
+    repeated = np.repeat(rng.choice(len(y), 6, replace=False), 100)
+    ambiguous = np.where(rng.random(600) < 0.7, y[repeated], rng.integers(0, 10, 600))
+    X, y = np.vstack([X, X[repeated]]), np.concatenate([y, ambiguous])
+    single = np.setdiff1d(np.arange(1797), repeated)
+    X, y, originals = _copies_with_forged_labels(X, y, 0.01, seed=8, among=single)
+    findings = _scan(X, y, patterns=["conflicting_duplicates"])
+    [dup] = findings
+    assert dup.severity == Severity.HIGH
+    assert set(dup.evidence["rows"]) == set(range(len(y) - len(originals), len(y))) | set(originals.tolist())
+    small, large = dup.evidence["disagreement"]
+    assert small["beyond_natural_noise"] and not large["beyond_natural_noise"]
+    assert large["groups"] == 6
+
+
+def test_a_few_conflicting_pairs_are_named_but_do_not_block() -> None:
+    """Fewer than min_group_rows disagreeing rows are not evidence of copying (an overconfident model
+    makes any one natural conflict look impossible): low, still naming the rows."""
+    X, y, originals = _copies_with_forged_labels(*_digits(), 0.002)
+    [dup] = _scan(X, y, patterns=["conflicting_duplicates"])
+    assert dup.severity == Severity.LOW and dup.evidence["beyond_natural_noise"] is False
+    assert set(dup.evidence["rows"]) == set(range(len(y) - 4, len(y))) | set(originals.tolist())
+
+
 def test_targeted_flip_of_one_class_pair_is_flagged_with_that_pair() -> None:
     X, y = _digits()
     rng = np.random.default_rng(2)
@@ -154,6 +241,33 @@ def test_gross_outlier_group_is_reported_at_low_severity() -> None:
     assert outlier.severity == Severity.LOW
     assert set(rows.tolist()) <= set(outlier.evidence["rows"])
     assert len(outlier.evidence["rows"]) <= 2 * len(rows)
+
+
+def test_rows_tied_at_one_distance_are_not_outliers() -> None:
+    """Categorical data: every row has five identical copies (the MAD of the distances is 0)."""
+    X, y = _categorical()
+    assert not _scan(X, y, probs=False, patterns=["outliers"])
+    X, y = _categorical(rare=30)  # rows in sparse cells, one category step from the others
+    assert not _scan(X, y, probs=False, patterns=["outliers"])
+
+
+def test_far_outlier_is_flagged_when_most_rows_tie() -> None:
+    """Over half the rows are copies of ten digits (distance 0 to their 5th neighbour); the others
+    vary; a few rows planted far out are still the only outliers, with finite scores."""
+    X, y = _digits()
+    rng = np.random.default_rng(7)
+    tied = rng.choice(len(y), 1100, replace=False)
+    prototypes = rng.choice(np.setdiff1d(np.arange(len(y)), tied), 10, replace=False)
+    X[tied] = X[prototypes[np.arange(len(tied)) % 10]]
+    y[tied] = y[prototypes[np.arange(len(tied)) % 10]]
+    free = np.setdiff1d(np.arange(len(y)), np.concatenate([tied, prototypes]))
+    planted = np.sort(rng.choice(free, 5, replace=False))
+    for row in planted:
+        X[row, rng.choice(64, 16, replace=False)] = 60.0
+    [outlier] = _scan(X, y, probs=False, patterns=["outliers"])
+    assert set(planted.tolist()) <= set(outlier.evidence["rows"])
+    assert len(outlier.evidence["rows"]) <= 2 * len(planted)
+    assert max(outlier.evidence["score"]) < 1000
 
 
 def test_row_positions_map_to_file_order_and_keys_use_class_names() -> None:

@@ -4,7 +4,8 @@ Four patterns, one finding per pattern (and target class or class pair), each na
 
 - `backdoor:<target>`: rows sharing a rare feature pattern and one label while looking like
   other classes otherwise (high: blocks by default);
-- `conflicting_duplicates`: near-identical rows with different labels (medium; high when many);
+- `conflicting_duplicates`: near-identical rows with different labels more often than the label
+  probabilities expect (medium; high when many); as often as expected, natural noise (low);
 - `targeted_flip:<a>-><b>`: label flips piled up from one class onto another (high);
 - `outliers`: rows far from all others (low, for review).
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from checks.runner import DeadlineReached  # noqa: F401 - re-exported: the runner reports it as timeout
 
-VERSION = "1"
+VERSION = "2"
 CHECK = "poisoning"
 TAXONOMY = {"owasp_ml": "ML02:2023", "atlas": "AML.T0020"}
 PATTERNS = ("backdoor", "conflicting_duplicates", "targeted_flip", "outliers")
