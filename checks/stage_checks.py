@@ -168,17 +168,8 @@ def performance_check(
     config = policy.checks.performance
 
     def gap(key: str, title: str, remediation: str, **evidence: Any) -> Finding:
-        return Finding(
-            check="performance",
-            severity=Severity.MEDIUM,
-            title=title,
-            stage="evaluation",
-            subject_identity=identity,
-            key=key,
-            subject=subject,
-            evidence=evidence,
-            taxonomy=PERFORMANCE_TAXONOMY,
-            remediation=remediation,
+        return _evaluation_gap(
+            "performance", key, title, remediation, identity, subject, PERFORMANCE_TAXONOMY, evidence
         )
 
     def run(progress: dict[str, Any]) -> list[Finding]:
@@ -220,18 +211,41 @@ def performance_check(
     return run
 
 
+def _evaluation_gap(
+    check: str,
+    key: str,
+    title: str,
+    remediation: str,
+    identity: str,
+    subject: dict[str, Any],
+    taxonomy: dict[str, str],
+    evidence: dict[str, Any] | None = None,
+) -> Finding:
+    """A governance gap of an evaluation check (something to compare with is missing): medium."""
+    return Finding(
+        check=check,
+        severity=Severity.MEDIUM,
+        title=title,
+        stage="evaluation",
+        subject_identity=identity,
+        key=key,
+        subject=subject,
+        evidence=evidence or {},
+        taxonomy=taxonomy,
+        remediation=remediation,
+    )
+
+
 def _holdout_gap(check: str, identity: str, subject: dict[str, Any], taxonomy: dict[str, str]) -> CheckNotRun:
     return CheckNotRun(
-        Finding(
-            check=check,
-            severity=Severity.MEDIUM,
-            title=f"Holdout not retrievable; {check.replace('_', ' ')} not checked",
-            stage="evaluation",
-            subject_identity=identity,
-            key="no_holdout",
-            subject=subject,
-            taxonomy=taxonomy,
-            remediation="Train through mlgate, or log the training and evaluation data with the run.",
+        _evaluation_gap(
+            check,
+            "no_holdout",
+            f"Holdout not retrievable; {check.replace('_', ' ')} not checked",
+            "Train through mlgate, or log the training and evaluation data with the run.",
+            identity,
+            subject,
+            taxonomy,
         )
     )
 
@@ -294,17 +308,15 @@ def robustness_check(
         )
         if "champion_error" not in progress:
             return result.findings
-        unavailable = Finding(
-            check="robustness",
-            severity=Severity.MEDIUM,
-            title=f"Champion v{champion_version} could not be attacked; robustness not compared with it",
-            stage="evaluation",
-            subject_identity=identity,
-            key="champion_unavailable",
-            subject=subject,
-            evidence={"champion_version": champion_version, "error": progress["champion_error"]},
-            taxonomy=TAXONOMY,
-            remediation="Rescan the champion so it can be compared.",
+        unavailable = _evaluation_gap(
+            "robustness",
+            "champion_unavailable",
+            f"Champion v{champion_version} could not be attacked; robustness not compared with it",
+            "Rescan the champion so it can be compared.",
+            identity,
+            subject,
+            TAXONOMY,
+            {"champion_version": champion_version, "error": progress["champion_error"]},
         )
         return [*result.findings, unavailable]
 

@@ -96,15 +96,22 @@ def test_label_noise_finds_random_flips_on_digits() -> None:
     assert f1_score(truth, np.isin(np.arange(len(digits)), finding.evidence["rows"])) >= 0.9
 
 
-def test_knn_vote_never_hides_a_blocking_noise_estimate() -> None:
-    """Fail closed: the model confidently doubts 20% of the labels while the features agree with
-    them; the vote may not pick those rows, but the estimate above the limit still blocks."""
+def _model_doubts_what_features_confirm() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two well-separated clusters labelled by cluster; the model confidently doubts 40 of the 200
+    labels (the doubted rows are returned last)."""
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 100)
     features = np.where(labels[:, None] == 0, -5.0, 5.0) + rng.normal(size=(200, 3))
     probs = np.where(labels[:, None] == np.arange(2), 0.95, 0.05)
     doubted = rng.choice(200, 40, replace=False)
     probs[doubted] = np.where(labels[doubted, None] == np.arange(2), 0.02, 0.98)
+    return labels, features, probs, doubted
+
+
+def test_knn_vote_never_hides_a_blocking_noise_estimate() -> None:
+    """Fail closed: the model confidently doubts 20% of the labels while the features agree with
+    them; the vote may not pick those rows, but the estimate above the limit still blocks."""
+    labels, features, probs, doubted = _model_doubts_what_features_confirm()
 
     [finding] = find_label_noise(labels, probs, subject_identity="m:x", features=features)
     assert finding.severity.label == "high"
@@ -115,12 +122,7 @@ def test_knn_vote_never_hides_a_blocking_noise_estimate() -> None:
 def test_knn_vote_lists_as_many_rows_as_cleanlab_counts() -> None:
     """Rows the vote doubts (features among the other class, the model unsure) take slots; the rest
     of cleanlab's count is filled from the rows the model doubts, never from rows nobody doubts."""
-    rng = np.random.default_rng(0)
-    labels = np.repeat([0, 1], 100)
-    features = np.where(labels[:, None] == 0, -5.0, 5.0) + rng.normal(size=(200, 3))
-    probs = np.where(labels[:, None] == np.arange(2), 0.95, 0.05)
-    doubted = rng.choice(200, 40, replace=False)
-    probs[doubted] = np.where(labels[doubted, None] == np.arange(2), 0.02, 0.98)
+    labels, features, probs, doubted = _model_doubts_what_features_confirm()
     odd = np.setdiff1d(np.arange(200), doubted)[:3]
     features[odd] *= -1  # these rows sit among the other class, and the model is unsure of them
     probs[odd] = 0.5
