@@ -122,6 +122,33 @@ class Finding:
         return cls(**fields)
 
 
+def evaluation_finding(
+    check: str,
+    taxonomy: dict[str, str],
+    severity: Severity,
+    key: str,
+    title: str,
+    identity: str,
+    subject: dict[str, Any],
+    evidence: dict[str, Any] | None = None,
+    *,
+    remediation: str,
+) -> Finding:
+    """A finding of a model-stage (evaluation) check; each check binds its name, taxonomy and advice."""
+    return Finding(
+        check=check,
+        severity=severity,
+        title=title,
+        stage="evaluation",
+        subject_identity=identity,
+        key=key,
+        subject=subject,
+        evidence=evidence or {},
+        taxonomy=taxonomy,
+        remediation=remediation,
+    )
+
+
 def severity_counts(findings: list[Finding], *, include_waived: bool = False) -> dict[str, int]:
     """Count open findings by severity label (every severity present, zero when none)."""
     counts = dict.fromkeys(SEVERITIES, 0)

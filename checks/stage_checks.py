@@ -21,7 +21,7 @@ from checks.detectors.label_noise import find_label_noise
 from checks.detectors.performance import TAXONOMY as PERFORMANCE_TAXONOMY
 from checks.detectors.performance import compare_to_champion
 from checks.detectors.registry import RegistryFacts, validate_registry_entry
-from checks.findings import Finding, Severity
+from checks.findings import Finding, Severity, evaluation_finding
 from checks.policy import Policy
 from checks.runner import CheckFn, CheckNotRun
 
@@ -222,17 +222,8 @@ def _evaluation_gap(
     evidence: dict[str, Any] | None = None,
 ) -> Finding:
     """A governance gap of an evaluation check (something to compare with is missing): medium."""
-    return Finding(
-        check=check,
-        severity=Severity.MEDIUM,
-        title=title,
-        stage="evaluation",
-        subject_identity=identity,
-        key=key,
-        subject=subject,
-        evidence=evidence or {},
-        taxonomy=taxonomy,
-        remediation=remediation,
+    return evaluation_finding(
+        check, taxonomy, Severity.MEDIUM, key, title, identity, subject, evidence, remediation=remediation
     )
 
 

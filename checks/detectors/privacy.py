@@ -28,6 +28,7 @@ offline LiRA-style test would need reference models trained on other data; it is
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -46,7 +47,7 @@ from checks.detectors.robustness import (
     true_class_index,
     wilson_interval,
 )
-from checks.findings import Finding, Severity
+from checks.findings import Finding, Severity, evaluation_finding
 from checks.runner import CheckNotRun
 
 VERSION = "2"
@@ -61,6 +62,7 @@ REMEDIATION = (
     "serving time return labels or rounded probabilities rather than full scores, and rate-limit "
     "queries. Rescan and compare the attack AUC."
 )
+_finding = functools.partial(evaluation_finding, CHECK, TAXONOMY, remediation=REMEDIATION)
 
 
 def evaluate_membership_inference(
@@ -258,27 +260,4 @@ def _not_run(identity: str, subject: dict[str, Any], members: int, outside: pd.D
         {"member_rows": members, "non_member_rows": 0 if outside is None else len(outside)},
         remediation="Train through mlgate, or log the training and evaluation data with the run "
         "(dataset inputs with readable sources, or run artifacts), so both can be retrieved.",
-    )
-
-
-def _finding(
-    severity: Severity,
-    key: str,
-    title: str,
-    identity: str,
-    subject: dict[str, Any],
-    evidence: dict[str, Any],
-    remediation: str = REMEDIATION,
-) -> Finding:
-    return Finding(
-        check=CHECK,
-        severity=severity,
-        title=title,
-        stage="evaluation",
-        subject_identity=identity,
-        key=key,
-        subject=subject,
-        evidence=evidence,
-        taxonomy=TAXONOMY,
-        remediation=remediation,
     )

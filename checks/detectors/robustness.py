@@ -23,6 +23,7 @@ Also home to the helpers the model-stage attacks share (sampling, Wilson interva
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from checks.findings import Finding, Severity
+from checks.findings import Finding, Severity, evaluation_finding
 from checks.runner import CheckNotRun, DeadlineReached
 
 VERSION = "2"
@@ -46,6 +47,7 @@ REMEDIATION = (
     "the domain implies them); coarsen or drop the features listed in evidence.sensitive_features "
     "(feature squeezing). Rescan and compare robust accuracy."
 )
+_finding = functools.partial(evaluation_finding, CHECK, TAXONOMY, remediation=REMEDIATION)
 
 
 # -- shared by the model-stage attacks ---------------------------------------------------------------
@@ -586,20 +588,3 @@ def _judge(
                 _finding(limits.severity, "regression_vs_champion", title, identity, subject, evidence)
             )
     return findings
-
-
-def _finding(
-    severity: Severity, key: str, title: str, identity: str, subject: dict[str, Any], evidence: dict[str, Any]
-) -> Finding:
-    return Finding(
-        check=CHECK,
-        severity=severity,
-        title=title,
-        stage="evaluation",
-        subject_identity=identity,
-        key=key,
-        subject=subject,
-        evidence=evidence,
-        taxonomy=TAXONOMY,
-        remediation=REMEDIATION,
-    )
