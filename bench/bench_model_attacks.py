@@ -176,12 +176,24 @@ def controls(seeds: list[int]) -> list[dict[str, Any]]:
         for seed in seeds:
             train, holdout = split(X, y, seed)
             for name, build in MODELS.items():
-                model = fit(build(train.drop(columns=[LABEL])), train)
-                row = {"dataset": dataset, "seed": seed, "model": name, "train_rows": len(train)}
-                row.update(run_checks(model, train, holdout, seed=seed))
-                out.append(row)
-                print(json.dumps(_brief(row)), file=sys.stderr, flush=True)
+                out.append(_control_row(dataset, seed, name, build, train, holdout))
     return out
+
+
+def _control_row(
+    dataset: str,
+    seed: int,
+    name: str,
+    build: Callable[[pd.DataFrame], Pipeline],
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+) -> dict[str, Any]:
+    """Fit one control model and run both checks on it (printing a one-line summary)."""
+    model = fit(build(train.drop(columns=[LABEL])), train)
+    row = {"dataset": dataset, "seed": seed, "model": name, "train_rows": len(train)}
+    row.update(run_checks(model, train, holdout, seed=seed))
+    print(json.dumps(_brief(row)), file=sys.stderr, flush=True)
+    return row
 
 
 def _built_controls(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -218,11 +230,7 @@ def built_controls(seeds: list[int]) -> list[dict[str, Any]]:
         data = _built_controls(seed)
         for name, (dataset, build) in BUILT.items():
             train, holdout = split(*data[dataset], seed)
-            model = fit(build(train.drop(columns=[LABEL])), train)
-            row = {"dataset": dataset, "seed": seed, "model": name, "train_rows": len(train)}
-            row.update(run_checks(model, train, holdout, seed=seed))
-            out.append(row)
-            print(json.dumps(_brief(row)), file=sys.stderr, flush=True)
+            out.append(_control_row(dataset, seed, name, build, train, holdout))
     return out
 
 
