@@ -53,7 +53,6 @@ import io
 import json
 import os
 import pickle
-import platform
 import re
 import resource
 import shutil
@@ -69,6 +68,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.artifact_corpus*: the corpus builders
+
+from machine import machine  # noqa: E402
 
 from checks.artifact_scan import ScanPolicy, scan_path  # noqa: E402
 from checks.findings import Severity  # noqa: E402
@@ -719,7 +720,6 @@ def _throughput_row(tool, label, path, size, times, said, before) -> dict[str, A
 
 
 def environment(tools: Tools) -> dict[str, Any]:
-    meminfo = Path("/proc/meminfo").read_text().split("\n", 1)[0] if Path("/proc/meminfo").exists() else ""
     try:
         commit = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -732,11 +732,7 @@ def environment(tools: Tools) -> dict[str, Any]:
     except OSError:
         commit, dirty = "", ""
     return {
-        "date": now(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "memory": meminfo.split(":", 1)[-1].strip(),
+        **machine(),
         "commit": commit,
         # uncommitted changes under checks/artifact_scan and mlgate/ when the bench ran
         "uncommitted_scanner_or_cli_files": [line[3:] for line in dirty.splitlines() if line.strip()],

@@ -20,11 +20,9 @@ Run from the repo root: `.venv/bin/python bench/bench_checks.py [--rows 100000 1
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import json
 import os
-import platform
 import resource
 import statistics
 import time
@@ -37,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+from machine import machine
 
 from checks.detectors.data_quality import draft_suite
 from checks.gate import execute_checks
@@ -247,19 +247,7 @@ def environment() -> dict[str, Any]:
     import great_expectations as gx
     import sklearn
 
-    meminfo = Path("/proc/meminfo").read_text().split("\n", 1)[0] if Path("/proc/meminfo").exists() else ""
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "memory": meminfo.split(":", 1)[-1].strip(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
-        "cleanlab": cleanlab.__version__,
-        "great_expectations": gx.__version__,
-    }
+    return machine(np, pd, sklearn, cleanlab, gx)
 
 
 # (comparison, mlgate contender, direct contender): the rows of the summary table, per size

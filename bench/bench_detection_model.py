@@ -19,10 +19,7 @@ Run from the repo root: `.venv/bin/python bench/bench_detection_model.py [--seed
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import time
 import typing
 import warnings
@@ -32,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from machine import machine
 from sklearn import datasets
 from sklearn.metrics import f1_score, precision_score, recall_score
 
@@ -183,16 +181,7 @@ def environment() -> dict[str, Any]:
     import cleanlab
     import sklearn
 
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
-        "cleanlab": cleanlab.__version__,
-    }
+    return machine(np, pd, sklearn, cleanlab)
 
 
 def main() -> None:

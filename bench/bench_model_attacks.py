@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
+from machine import machine
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -244,14 +244,7 @@ def _brief(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit_learn": sklearn.__version__,
-        "cpus": os.cpu_count(),
-        "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
-    }
+    return machine(np, pd, sklearn)
 
 
 def timed_part(run: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:

@@ -58,7 +58,6 @@ import datetime as dt
 import functools
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -72,6 +71,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from machine import machine
 
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -624,7 +624,6 @@ def environment() -> dict[str, Any]:
     import mlflow
     import sklearn
 
-    meminfo = Path("/proc/meminfo").read_text().split("\n", 1)[0] if Path("/proc/meminfo").exists() else ""
     import pipelines
 
     code = Path(pipelines.__file__).resolve().parent.parent
@@ -635,19 +634,10 @@ def environment() -> dict[str, Any]:
     # MLGATE_BENCH_COMMIT names the commit of a tree exported with `git archive` (no .git there)
     commit = git("rev-parse", "--short", "HEAD") or os.environ.get("MLGATE_BENCH_COMMIT", "unknown")
     return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code": str(code),
         "commit": commit,
         "uncommitted": git("status", "--short").splitlines(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "memory": meminfo.split(":", 1)[-1].strip(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
-        "dagster": dagster.__version__,
-        "mlflow": mlflow.__version__,
+        **machine(np, pd, sklearn, dagster, mlflow),
     }
 
 
