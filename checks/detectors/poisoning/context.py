@@ -61,6 +61,16 @@ def sample_reference(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
     return np.flatnonzero(chosen)
 
 
+def neighbour_vote(labels: np.ndarray, neighbours: np.ndarray, k: int) -> np.ndarray:
+    """Share of each class among the valid (>= 0) neighbours, floored at 1e-3 and renormalised."""
+    valid = neighbours >= 0
+    votes = np.zeros((len(neighbours), k))
+    rows = np.repeat(np.arange(len(neighbours)), valid.sum(axis=1))
+    np.add.at(votes, (rows, labels[neighbours[valid]]), 1.0)
+    votes = np.maximum(votes / np.maximum(votes.sum(axis=1, keepdims=True), 1.0), 1e-3)
+    return votes / votes.sum(axis=1, keepdims=True)
+
+
 def nearest_reference(
     space: np.ndarray, reference: np.ndarray, queries: np.ndarray, k: int, columns: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

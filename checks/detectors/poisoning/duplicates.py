@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from checks.detectors.poisoning.context import Context
+from checks.detectors.poisoning.context import Context, neighbour_vote
 from checks.findings import Finding, Severity
 
 NN_FRACTION = 0.1  # near-duplicates must be this much closer than the median nearest-neighbour distance
@@ -189,11 +189,7 @@ def _label_probabilities(ctx: Context) -> np.ndarray:
     if ctx.probabilities is not None:
         return ctx.probabilities[:, : ctx.k]
     spare, _ = ctx.neighbours
-    near = spare[:, : ctx.config.neighbors]
-    votes = np.zeros((ctx.n, ctx.k))
-    np.add.at(votes, (np.repeat(np.arange(ctx.n), near.shape[1]), ctx.labels[near].ravel()), 1.0)
-    votes = np.maximum(votes / near.shape[1], 1e-3)
-    return votes / votes.sum(axis=1, keepdims=True)
+    return neighbour_vote(ctx.labels, spare[:, : ctx.config.neighbors], ctx.k)
 
 
 def _conflicting(group: np.ndarray, labels: np.ndarray) -> np.ndarray:

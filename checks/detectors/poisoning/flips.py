@@ -25,6 +25,7 @@ from checks.detectors.poisoning.context import (
     compact_scale,
     impute_median,
     nearest_reference,
+    neighbour_vote,
     sample_reference,
 )
 from checks.findings import Finding
@@ -84,7 +85,7 @@ def issues_from_neighbours(
     from cleanlab.count import num_label_issues
 
     k = int(labels.max()) + 1
-    knn = _vote(labels, spare[:, :neighbors], k)
+    knn = neighbour_vote(labels, spare[:, :neighbors], k)
     model = pred_probs[:, :k] if pred_probs is not None else knn
     if count is None:
         count = int(num_label_issues(labels, model, estimation_method="off_diagonal"))
@@ -93,19 +94,9 @@ def issues_from_neighbours(
     # second pass: the kNN vote no longer listens to rows the first pass found suspicious
     kept = np.where(first[spare], -1, spare)
     order = np.argsort(kept < 0, axis=1, kind="stable")[:, :neighbors]
-    cleaner = _vote(labels, np.take_along_axis(kept, order, axis=1), k)
+    cleaner = neighbour_vote(labels, np.take_along_axis(kept, order, axis=1), k)
     margin, suggested = _margin((model + cleaner) / 2, labels)
     return LabelIssues(_top(margin, count), suggested, margin, count)
-
-
-def _vote(labels: np.ndarray, neighbours: np.ndarray, k: int) -> np.ndarray:
-    """Share of each class among the valid (>= 0) neighbours, floored at 1e-3 and renormalised."""
-    valid = neighbours >= 0
-    votes = np.zeros((len(neighbours), k))
-    rows = np.repeat(np.arange(len(neighbours)), valid.sum(axis=1))
-    np.add.at(votes, (rows, labels[neighbours[valid]]), 1.0)
-    votes = np.maximum(votes / np.maximum(votes.sum(axis=1, keepdims=True), 1.0), 1e-3)
-    return votes / votes.sum(axis=1, keepdims=True)
 
 
 def _margin(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
