@@ -148,13 +148,12 @@ def evaluate_membership_inference(
 
 
 def _membership_scores(model: Any, rows: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray]:
-    """Log-probability of the true label (the negated cross-entropy loss) and correctness, per row."""
+    """Log-probability of the true label (the negated cross-entropy loss) and correctness, per row
+    (every label is a model class: `known_classes` left the others out)."""
     proba = probabilities(model, rows.drop(columns=[label]))
     truth = true_class_index(model, rows[label])
-    known = truth >= 0
-    true_p = np.where(known, proba[np.arange(len(truth)), np.maximum(truth, 0)], 0.0)
-    correct = known & (proba.argmax(axis=1) == truth)
-    return np.log(np.clip(true_p, LOG_FLOOR, 1.0)), correct
+    true_p = proba[np.arange(len(truth)), truth]
+    return np.log(np.clip(true_p, LOG_FLOOR, 1.0)), proba.argmax(axis=1) == truth
 
 
 def _attack_metrics(scores: np.ndarray, is_member: np.ndarray) -> dict[str, Any]:

@@ -240,13 +240,12 @@ class Oracle:
 
 
 def margin_and_wrong(proba: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: p(true) − max p(other), and whether the predicted class (argmax) is not the truth."""
+    """Per row: p(true) − max p(other), and whether the predicted class (argmax) is not the truth
+    (rows whose label is not a model class were left out by `known_classes`)."""
     rows = np.arange(len(truth))
-    known = truth >= 0
-    true_p = np.where(known, proba[rows, np.maximum(truth, 0)], 0.0)
     others = proba.copy()
-    others[rows[known], truth[known]] = -np.inf
-    return true_p - others.max(axis=1), ~known | (proba.argmax(axis=1) != truth)
+    others[rows, truth] = -np.inf
+    return proba[rows, truth] - others.max(axis=1), proba.argmax(axis=1) != truth
 
 
 # -- the attacks --------------------------------------------------------------------------------------
