@@ -273,13 +273,15 @@ def robustness_check(
         champion = None
         if load_champion is not None:
             try:
+                # at most 40% of the budget: a slow champion is a comparison gap, and must never
+                # leave the candidate's own attack without time (a timeout would block it)
                 champion = evaluate_robustness(
                     load_champion(),
                     holdout,
                     dataset.label,
                     subject_identity=identity,
                     reference=reference,
-                    deadline=deadline,
+                    deadline=_deadline(config.timeout_seconds * 0.4),
                     **kwargs,
                 ).measurements
             except Exception as exc:  # noqa: BLE001 - no comparison is a gap: a medium finding

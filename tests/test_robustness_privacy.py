@@ -412,3 +412,43 @@ def test_champion_that_cannot_be_attacked_is_a_medium_gap(separated, tmp_path) -
     assert gap.severity == Severity.MEDIUM
     assert gap.evidence["champion_version"] == "1"
     assert "never scanned" in progress["champion_error"]
+
+
+def test_slow_champion_is_a_gap_and_leaves_the_candidate_its_time(separated, tmp_path) -> None:
+    """A champion too slow to attack within its share of the budget is a medium gap; the
+    candidate's own attack still completes (before, it inherited an expired deadline and the
+    check timed out, which blocks at critical)."""
+    from checks.policy import Policy
+    from checks.stage_checks import robustness_check
+    from pipelines.storage import save_dataset
+
+    train, holdout = separated
+    frame = pd.concat([train, holdout], ignore_index=True)
+    holdout_rows = list(range(len(train), len(frame)))
+    dataset = save_dataset(
+        tmp_path, frame, name="blobs", label=LABEL, source="test", holdout_rows=holdout_rows
+    )
+    model = _fit(_lr(1.0), train)
+
+    class SlowChampion:
+        classes_ = model.classes_
+
+        def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+            time.sleep(0.5)
+            return model.predict_proba(rows)
+
+    policy = Policy.model_validate({"checks": {"robustness": {"timeout_seconds": 4.0}}})
+    check = robustness_check(
+        lambda: model,
+        dataset,
+        policy,
+        identity=ID,
+        subject={},
+        load_champion=SlowChampion,
+        champion_version="1",
+    )
+    progress: dict[str, Any] = {}
+    findings = check(progress)
+    assert "DeadlineReached" in progress["champion_error"]
+    assert [f.key for f in findings if f.severity >= Severity.MEDIUM] == ["champion_unavailable"]
+    assert progress["sample_size"] >= 400
